@@ -1,0 +1,157 @@
+"""Batch: many frames in one contiguous byte buffer, with offsets, lengths and arrival times.
+
+The shape every datapath kernel takes (numpy arrays, pcap reads and traffic generators all
+produce it without copies). Frames are Ethernet frames as a capture shows them: destination
+MAC first, no preamble, no FCS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from sriov.errors import ConfigError
+
+
+class Batch:
+    """A batch of frames: ``data`` (uint8), ``offsets`` (int64), ``lengths`` (uint32), ``timestamps_ns`` (int64).
+
+    Frame ``i`` is ``data[offsets[i] : offsets[i] + lengths[i]]``. Slicing gives a view; iterating
+    yields zero-copy ``memoryview`` objects of the frames.
+    """
+
+    __slots__ = ("data", "lengths", "offsets", "timestamps_ns")
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        timestamps_ns: np.ndarray | None = None,
+        *,
+        validate: bool = True,
+    ) -> None:
+        self.data = data
+        self.offsets = offsets
+        self.lengths = lengths
+        self.timestamps_ns = (
+            timestamps_ns if timestamps_ns is not None else np.zeros(len(offsets), dtype=np.int64)
+        )
+        if validate:
+            self._validate()
+
+    def _validate(self) -> None:
+        checks = (
+            ("data", self.data, np.uint8),
+            ("offsets", self.offsets, np.int64),
+            ("lengths", self.lengths, np.uint32),
+            ("timestamps_ns", self.timestamps_ns, np.int64),
+        )
+        for name, arr, dtype in checks:
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1:
+                raise ConfigError(f"Batch.{name} must be a 1-D numpy {np.dtype(dtype).name} array")
+            if not arr.flags.c_contiguous:
+                raise ConfigError(f"Batch.{name} must be C-contiguous")
+        n = len(self.offsets)
+        if len(self.lengths) != n or len(self.timestamps_ns) != n:
+            raise ConfigError(
+                f"Batch arrays disagree: {n} offsets, {len(self.lengths)} lengths, "
+                f"{len(self.timestamps_ns)} timestamps"
+            )
+        if n:
+            if int(self.offsets.min()) < 0:
+                raise ConfigError("Batch.offsets must be >= 0")
+            end = self.offsets + self.lengths.astype(np.int64)
+            if int(end.max()) > len(self.data):
+                bad = int(np.argmax(end > len(self.data)))
+                raise ConfigError(
+                    f"frame {bad} ends at byte {int(end[bad])}, past the {len(self.data)}-byte buffer"
+                )
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_frames(
+        cls, frames: Iterable[bytes | bytearray | memoryview], timestamps_ns: Sequence[int] | None = None
+    ) -> Batch:
+        """Copy a sequence of frames into one buffer."""
+        frame_list = [bytes(f) for f in frames]
+        lengths = np.fromiter((len(f) for f in frame_list), dtype=np.uint32, count=len(frame_list))
+        offsets = np.zeros(len(frame_list), dtype=np.int64)
+        if len(frame_list) > 1:
+            np.cumsum(lengths[:-1], out=offsets[1:])
+        data = np.frombuffer(b"".join(frame_list), dtype=np.uint8).copy()
+        ts = None if timestamps_ns is None else np.asarray(timestamps_ns, dtype=np.int64).copy()
+        return cls(data, offsets, lengths, ts)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        data: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        timestamps_ns: np.ndarray | None = None,
+    ) -> Batch:
+        """Wrap existing arrays without copying (they must already have the right dtypes)."""
+        return cls(data, offsets, lengths, timestamps_ns)
+
+    @classmethod
+    def empty(cls) -> Batch:
+        """A batch of no frames."""
+        return cls(
+            np.zeros(0, np.uint8), np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.int64)
+        )
+
+    # -- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, index: int | slice) -> Batch | memoryview:
+        if isinstance(index, slice):
+            return Batch(
+                self.data,
+                self.offsets[index],
+                self.lengths[index],
+                self.timestamps_ns[index],
+                validate=False,
+            )
+        i = range(len(self))[index]
+        start = int(self.offsets[i])
+        return memoryview(self.data)[start : start + int(self.lengths[i])]
+
+    def __iter__(self) -> Iterator[memoryview]:
+        view = memoryview(self.data)
+        for start, length in zip(self.offsets.tolist(), self.lengths.tolist()):
+            yield view[start : start + length]
+
+    def frame(self, i: int) -> bytes:
+        """A copy of frame ``i``."""
+        return bytes(self[i])  # type: ignore[arg-type]
+
+    def to_list(self) -> list[bytes]:
+        """Copies of every frame."""
+        return [bytes(f) for f in self]
+
+    @property
+    def total_bytes(self) -> int:
+        """Sum of frame lengths."""
+        return int(self.lengths.sum(dtype=np.uint64))
+
+    def compact(self) -> Batch:
+        """A copy whose frames are packed back to back in a fresh buffer."""
+        return Batch.from_frames(self, self.timestamps_ns.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return (
+            len(self) == len(other)
+            and np.array_equal(self.lengths, other.lengths)
+            and np.array_equal(self.timestamps_ns, other.timestamps_ns)
+            and self.to_list() == other.to_list()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Batch {len(self)} frames, {self.total_bytes} bytes>"

@@ -1,0 +1,10 @@
+"""Plain-Python twins of the compiled kernels in ``sriov/_fastpath.pyx``.
+
+Written for clarity, not speed: each reads like the specification of its kernel.
+They take the same arguments and produce the same outputs, and the test suite runs
+every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use these).
+"""
+
+from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
+
+__all__ = ["mac_key", "mta_vector", "mta_vectors", "rar_lookup", "rar_pools"]

@@ -1,0 +1,1 @@
+"""The hardware model: register map, device, IOMMU, clock."""

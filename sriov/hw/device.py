@@ -1,0 +1,603 @@
+"""One 82599 port: its register file, its PCI functions and the hardware's side effects.
+
+Device state lives in numpy arrays owned by the device:
+
+* ``regs``: the PF's BAR0 register file, one uint32 per 4 bytes. Every PF register
+  lives here at its canonical offset (the 82598-compatible aliases of RAL/RAH and
+  SRRCTL fold onto the 82599 homes), and the tables the datapath reads (RAR, MPSAR,
+  MTA, UTA, VFTA, VLVF/VLVFB, VMOLR, VFRE/VFTE, queue registers...) are named numpy
+  *views* of it (see `DeviceState`), so a register write is visible to the kernels
+  with no copy and no sync step.
+* ``vf_regs``: registers private to each VF (VFCTRL, interrupt registers...).
+* ``mbx``: each VF's mailbox lock/status bits (VFU, PFU, PFSTS, PFACK, RSTI, RSTD),
+  kept once and shown through VFMAILBOX (VF view) and PFMAILBOX(n) (PF view).
+
+As in QEMU's igbvf, a VF holds no copy of anything: its BAR is a window onto the
+PF register file (its queues, its mailbox memory) plus its private registers.
+Registers with side effects get named handlers; all others are plain storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from sriov.errors import ConfigError, RegisterAccessError
+from sriov.hw import regs as R
+from sriov.hw.clock import SimClock
+from sriov.hw.iommu import Domain, Iommu
+from sriov.hw.state import DeviceState
+
+WORD = 4
+U32 = 0xFFFFFFFF
+_QUEUE_RX_FIELDS = (R.Q_RDBAL, R.Q_RDBAH, R.Q_RDLEN, R.Q_RDH, R.Q_SRRCTL, R.Q_RDT, R.Q_RXDCTL)
+_QUEUE_TX_FIELDS = (R.Q_TDBAL, R.Q_TDBAH, R.Q_TDLEN, R.Q_TDH, R.Q_TDT, R.Q_TXDCTL, R.Q_TDWBAL, R.Q_TDWBAH)
+_MBX_VF_VISIBLE = (
+    R.VFMAILBOX_VFU
+    | R.VFMAILBOX_PFU
+    | R.VFMAILBOX_PFSTS
+    | R.VFMAILBOX_PFACK
+    | R.VFMAILBOX_RSTI
+    | R.VFMAILBOX_RSTD
+)
+VF_RID_OFFSET = 0x80  # SR-IOV First VF Offset (model decision; 82599 value unverified)
+VF_RID_STRIDE = 2  # SR-IOV VF Stride (model decision)
+
+MsixHandler = Callable[[int], None]
+
+
+def _check_access(offset: object, bar_size: int, value: object | None = None) -> int:
+    if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool):
+        raise RegisterAccessError(f"register offset must be an int, got {type(offset).__name__}")
+    offset = int(offset)
+    if offset < 0 or offset >= bar_size or offset % WORD:
+        raise RegisterAccessError(
+            f"register offset {offset:#x} is outside BAR0 or unaligned "
+            f"(allowed: multiples of 4 in [0, {bar_size:#x}))"
+        )
+    if value is not None:
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise RegisterAccessError(f"register value must be an int, got {type(value).__name__}")
+        if not 0 <= int(value) <= U32:
+            raise RegisterAccessError(f"register value {value} does not fit 32 bits")
+    return offset
+
+
+class PciFunction:
+    """A PCI function of the port: identity, BAR0 access and MSI-X delivery."""
+
+    vendor_id = R.PCI_VENDOR_ID_INTEL
+    device_id: int
+    bar_size: int
+
+    def __init__(self, device: Device82599, name: str, rid: int) -> None:
+        self.device = device
+        self.name = name
+        self.rid = rid
+        self.domain: Domain = device.iommu.new_domain(name)
+        self._msix_handlers: dict[int, MsixHandler] = {}
+        self._msix_pending: set[int] = set()
+        self.msix_delivered: dict[int, int] = {}
+        self.irq_latency_ns = device.irq_latency_ns
+        self.bad_accesses = 0
+
+    # -- BAR0 ---------------------------------------------------------------------------------
+    def read32(self, offset: int) -> int:
+        """BAR0 register read, with the hardware's side effects; unimplemented offsets read 0."""
+        raise NotImplementedError
+
+    def write32(self, offset: int, value: int) -> None:
+        """BAR0 register write, with the hardware's side effects."""
+        raise NotImplementedError
+
+    # -- MSI-X --------------------------------------------------------------------------------
+    def set_msix_handler(self, vector: int, handler: MsixHandler | None) -> None:
+        """Route MSI-X ``vector`` to ``handler`` (the host does this when it assigns a VF)."""
+        if handler is None:
+            self._msix_handlers.pop(vector, None)
+        else:
+            self._msix_handlers[vector] = handler
+
+    def signal_msix(self, vector: int) -> None:
+        """The function sends MSI-X ``vector``; it arrives after ``irq_latency_ns``.
+
+        A vector already in flight is not sent twice (its message is coalesced).
+        """
+        handler = self._msix_handlers.get(vector)
+        if handler is None or vector in self._msix_pending:
+            return
+        self._msix_pending.add(vector)
+
+        def deliver() -> None:
+            self._msix_pending.discard(vector)
+            self.msix_delivered[vector] = self.msix_delivered.get(vector, 0) + 1
+            target = self._msix_handlers.get(vector)
+            if target is not None:
+                target(vector)
+
+        self.device.clock.schedule(self.irq_latency_ns, deliver)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.vendor_id:04x}:{self.device_id:04x}>"
+
+
+class PfFunction(PciFunction):
+    """The physical function: BAR0 is the whole device's register file."""
+
+    device_id = R.DEV_ID_82599_SFP
+    bar_size = R.PF_BAR0_SIZE
+
+    def read32(self, offset: int) -> int:
+        offset = _check_access(offset, self.bar_size)
+        return self.device.pf_read(offset)
+
+    def write32(self, offset: int, value: int) -> None:
+        offset = _check_access(offset, self.bar_size, value)
+        self.device.pf_write(offset, int(value))
+
+
+class VfFunction(PciFunction):
+    """A virtual function: its own registers, its queues and its mailbox, nothing else."""
+
+    device_id = R.DEV_ID_82599_VF
+    bar_size = R.VF_BAR0_SIZE
+
+    def __init__(self, device: Device82599, index: int) -> None:
+        super().__init__(device, f"{device.name}/vf{index}", device.pf.rid + VF_RID_OFFSET + VF_RID_STRIDE * index)
+        self.index = index
+
+    def read32(self, offset: int) -> int:
+        offset = _check_access(offset, self.bar_size)
+        return self.device.vf_read(self.index, offset)
+
+    def write32(self, offset: int, value: int) -> None:
+        try:
+            offset = _check_access(offset, self.bar_size, value)
+        except RegisterAccessError:
+            self.bad_accesses += 1
+            raise
+        self.device.vf_write(self.index, offset, int(value))
+
+
+class Device82599:
+    """The silicon of one 82599 port (PF plus up to 63 VFs)."""
+
+    def __init__(
+        self, name: str, clock: SimClock, iommu: Iommu, pf_rid: int = 0x0100, irq_latency_ns: int = 1000
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.iommu = iommu
+        self.irq_latency_ns = irq_latency_ns
+        self.regs = np.zeros(R.PF_BAR0_SIZE // WORD, dtype=np.uint32)
+        self.vf_regs = np.zeros((R.MAX_POOLS, R.VF_BAR0_SIZE // WORD), dtype=np.uint32)
+        self.mbx = np.zeros(R.MAX_POOLS, dtype=np.uint32)
+        self.qde = np.zeros(R.MAX_QUEUES, dtype=np.uint8)  # per-queue drop enable (QDE.ENABLE)
+        self.state = DeviceState(self.regs, self.qde)
+        self.link_up = True
+        self.pf = PfFunction(self, f"{name}/pf", pf_rid)
+        self.vfs: list[VfFunction] = []
+        self._vf_pool: list[VfFunction] = []  # functions survive disable/enable, like PCI devices
+        self._build_pf_map()
+        self.power_on_reset()
+
+    # ==========================================================================================
+    # power-on / PF reset
+    def power_on_reset(self) -> None:
+        """Registers to their reset values; every VF sees RSTI until the PF writes PFRSTD."""
+        self.regs[:] = 0
+        self.vf_regs[:] = 0
+        self.qde[:] = 0
+        self.mbx[:] = R.VFMAILBOX_RSTI
+        self._store(R.MAXFRS, R.DEFAULT_MAX_FRAME << R.MHADD_MFS_SHIFT)
+        self._store(R.VLNCTRL, R.ETH_P_8021Q)
+        self._store(R.HLREG0, R.HLREG0_RXCRCSTRP)
+        self._refresh_links()
+
+    def _store(self, offset: int, value: int) -> None:
+        self.regs[offset // WORD] = value & U32
+
+    def _load(self, offset: int) -> int:
+        return int(self.regs[offset // WORD])
+
+    # ==========================================================================================
+    # SR-IOV capability (PCI config space: NumVFs + VF Enable)
+    @property
+    def num_vfs(self) -> int:
+        """VFs currently enabled in the SR-IOV capability."""
+        return len(self.vfs)
+
+    def sriov_enable(self, num_vfs: int) -> None:
+        """Set NumVFs and VF Enable: VF functions 0..num_vfs-1 appear on the bus."""
+        if not isinstance(num_vfs, int) or not 1 <= num_vfs <= R.MAX_VFS:
+            raise ConfigError(f"num_vfs must be an int in 1..{R.MAX_VFS}, got {num_vfs!r}")
+        if self.vfs:
+            raise ConfigError(f"{self.name}: SR-IOV already enabled with {len(self.vfs)} VFs")
+        while len(self._vf_pool) < num_vfs:
+            self._vf_pool.append(VfFunction(self, len(self._vf_pool)))
+        self.vfs = self._vf_pool[:num_vfs]
+        for vf in self.vfs:
+            self.vf_regs[vf.index] = 0
+            self._vf_reset_registers(vf.index)
+
+    def sriov_disable(self) -> None:
+        """Clear VF Enable: the VF functions disappear from the bus."""
+        for vf in self.vfs:
+            self._vf_reset_registers(vf.index)
+        self.vfs = []
+
+    def vf(self, index: int) -> VfFunction:
+        """VF function ``index`` (must be enabled)."""
+        if not isinstance(index, int) or not 0 <= index < len(self.vfs):
+            raise ConfigError(
+                f"{self.name}: no VF {index!r}; {len(self.vfs)} VFs enabled (valid 0..{len(self.vfs) - 1})"
+                if self.vfs
+                else f"{self.name}: no VF {index!r}; SR-IOV is not enabled (set_numvfs first)"
+            )
+        return self.vfs[index]
+
+    # ==========================================================================================
+    # pool geometry
+    def queues_per_pool(self) -> int:
+        """Queues per pool from GCR_EXT.VT_Mode (64 pools x 2, 32 x 4, 16 x 8)."""
+        mode = self._load(R.GCR_EXT) & R.GCR_EXT_VT_MODE_MASK
+        return {R.GCR_EXT_VT_MODE_16: 8, R.GCR_EXT_VT_MODE_32: 4}.get(mode, 2)
+
+    def vf_queue(self, vf: int, q: int) -> int:
+        """The PF queue index behind VF ``vf``'s queue ``q``."""
+        return vf * self.queues_per_pool() + q
+
+    # ==========================================================================================
+    # PF register file
+    def _build_pf_map(self) -> None:
+        words = R.PF_BAR0_SIZE // WORD
+        implemented = np.zeros(words, dtype=bool)
+        alias: dict[int, int] = {}
+        read_h: dict[int, Callable[[], int]] = {}
+        write_h: dict[int, Callable[[int], None]] = {}
+
+        def mark(offset: int, count: int = 1, stride: int = WORD) -> None:
+            for i in range(count):
+                implemented[(offset + i * stride) // WORD] = True
+
+        for off in (
+            R.CTRL, R.STATUS, R.CTRL_EXT, R.LINKS, R.EICR, R.EICS, R.EIMS, R.EIMC, R.EIAC, R.EIAM,
+            R.GPIE, R.GCR_EXT, R.IVAR_MISC, R.MCSTCTRL, R.VT_CTL, R.FCTRL, R.VLNCTRL, R.PFDTXGSWC,
+            R.SSVPC, R.QDE, R.MAXFRS, R.HLREG0,
+        ):  # fmt: skip
+            mark(off)
+        for i in range(64):
+            mark(R.EITR(i))
+            mark(R.PFMAILBOX(i))
+            mark(R.PFMBMEM(i), R.VFMAILBOX_SIZE)
+            mark(R.VLVF(i))
+            mark(R.VMOLR(i))
+            mark(R.VMVIR(i))
+        for i in range(4):
+            mark(R.MBVFICR(i))
+            mark(R.MBVFIMR(i))
+        for i in range(2):
+            mark(R.VFLRE(i))
+            mark(R.VFLREC(i))
+            mark(R.VFRE(i))
+            mark(R.VFTE(i))
+            mark(R.VMECM(i))
+        for i in range(8):
+            mark(R.PFVFSPOOF(i))
+        for i in range(128):
+            mark(R.RAR_BASE + 8 * i, 2)
+            mark(R.MPSAR_LO(i), 2)
+            mark(R.MTA(i))
+            mark(R.UTA(i))
+            mark(R.VFTA(i))
+            mark(R.VLVFB(i))
+            for f in _QUEUE_RX_FIELDS:
+                mark(R.RDBAL(i) + f)
+            for f in _QUEUE_TX_FIELDS:
+                mark(R.TDBAL(i) + f)
+        for i in range(16):  # 82598-compatible aliases
+            alias[R.RAL(i) // WORD] = (R.RAR_BASE + 8 * i) // WORD
+            alias[R.RAH(i) // WORD] = (R.RAR_BASE + 8 * i + 4) // WORD
+            alias[R.SRRCTL_82598_ALIAS(i) // WORD] = R.SRRCTL(i) // WORD
+        for a in alias:
+            implemented[a] = True
+
+        # registers with side effects
+        read_h[R.EICR // WORD] = self._read_eicr
+        write_h[R.EICR // WORD] = self._write_eicr
+        read_h[R.EICS // WORD] = lambda: self._load(R.EICR)
+        write_h[R.EICS // WORD] = lambda v: self.raise_pf_cause(v)
+        write_h[R.EIMS // WORD] = self._write_eims
+        write_h[R.EIMC // WORD] = lambda v: self._store(R.EIMS, self._load(R.EIMS) & ~v)
+        read_h[R.EIMC // WORD] = lambda: 0
+        write_h[R.CTRL // WORD] = self._write_ctrl
+        write_h[R.CTRL_EXT // WORD] = self._write_ctrl_ext
+        write_h[R.STATUS // WORD] = lambda v: None  # read-only
+        write_h[R.LINKS // WORD] = lambda v: None  # read-only
+        read_h[R.SSVPC // WORD] = self._read_ssvpc
+        write_h[R.SSVPC // WORD] = lambda v: None
+        write_h[R.QDE // WORD] = self._write_qde
+        for i in range(4):
+            write_h[R.MBVFICR(i) // WORD] = self._w1c(R.MBVFICR(i))
+        for i in range(2):
+            write_h[R.VFLRE(i) // WORD] = lambda v: None  # read-only; cleared through VFLREC
+            write_h[R.VFLREC(i) // WORD] = self._write_vflrec(i)
+            read_h[R.VFLREC(i) // WORD] = (lambda i=i: self._load(R.VFLRE(i)))
+        for n in range(64):
+            read_h[R.PFMAILBOX(n) // WORD] = (lambda n=n: int(self.mbx[n]) & (R.PFMAILBOX_VFU | R.PFMAILBOX_PFU))
+            write_h[R.PFMAILBOX(n) // WORD] = (lambda v, n=n: self._write_pfmailbox(n, v))
+        self._pf_implemented = implemented
+        self._pf_alias = alias
+        self._pf_read_h = read_h
+        self._pf_write_h = write_h
+
+    def pf_implements(self, offset: int) -> bool:
+        """Whether the PF's BAR0 has a register at ``offset``."""
+        return 0 <= offset < R.PF_BAR0_SIZE and offset % WORD == 0 and bool(self._pf_implemented[offset // WORD])
+
+    def pf_read(self, offset: int) -> int:
+        """A PF BAR0 read (offset already validated)."""
+        word = offset // WORD
+        if not self._pf_implemented[word]:
+            return 0
+        word = self._pf_alias.get(word, word)
+        handler = self._pf_read_h.get(word)
+        return handler() & U32 if handler is not None else int(self.regs[word])
+
+    def pf_write(self, offset: int, value: int) -> None:
+        """A PF BAR0 write (offset and value already validated)."""
+        word = offset // WORD
+        if not self._pf_implemented[word]:
+            self.pf.bad_accesses += 1
+            raise RegisterAccessError(f"{self.pf.name}: no register at offset {offset:#07x} (write of {value:#x})")
+        word = self._pf_alias.get(word, word)
+        handler = self._pf_write_h.get(word)
+        if handler is not None:
+            handler(value)
+        else:
+            self.regs[word] = value
+
+    def _w1c(self, offset: int) -> Callable[[int], None]:
+        return lambda v: self._store(offset, self._load(offset) & ~v)
+
+    # -- PF interrupt causes ------------------------------------------------------------------
+    def raise_pf_cause(self, cause: int) -> None:
+        """Set EICR cause bits; if unmasked, the PF's "other" MSI-X vector fires."""
+        self._store(R.EICR, self._load(R.EICR) | cause)
+        if self._load(R.EIMS) & cause:
+            self.pf.signal_msix(self._pf_other_vector())
+
+    def _pf_other_vector(self) -> int:
+        ivar = self._load(R.IVAR_MISC)
+        return (ivar >> 8) & 0x7F if ivar & (R.IVAR_ALLOC_VAL_PF << 8) else 0
+
+    def _read_eicr(self) -> int:
+        value = self._load(R.EICR)
+        self._store(R.EICR, 0)  # read-to-clear
+        return value
+
+    def _write_eicr(self, value: int) -> None:
+        self._store(R.EICR, self._load(R.EICR) & ~value)
+
+    def _write_eims(self, value: int) -> None:
+        self._store(R.EIMS, self._load(R.EIMS) | value)
+        pending = self._load(R.EICR) & value
+        if pending:  # unmasking a pending cause raises it now, as the hardware does
+            self.pf.signal_msix(self._pf_other_vector())
+
+    def _read_ssvpc(self) -> int:
+        value = self._load(R.SSVPC)
+        self._store(R.SSVPC, 0)
+        return value
+
+    def _write_qde(self, value: int) -> None:
+        idx = (value & R.QDE_IDX_MASK) >> R.QDE_IDX_SHIFT
+        if value & R.QDE_WRITE:
+            self.qde[idx] = value & (R.QDE_ENABLE | R.QDE_HIDE_VLAN)
+        self._store(R.QDE, (value & R.QDE_IDX_MASK) | int(self.qde[idx]))
+
+    def _write_vflrec(self, i: int) -> Callable[[int], None]:
+        return lambda v: self._store(R.VFLRE(i), self._load(R.VFLRE(i)) & ~v)
+
+    # -- resets and link ----------------------------------------------------------------------
+    def _write_ctrl(self, value: int) -> None:
+        if value & R.CTRL_RST:
+            self.pf_reset()
+            return
+        self._store(R.CTRL, value)
+
+    def pf_reset(self) -> None:
+        """A PF software reset (CTRL.RST): the whole port resets; VFs see RSTI until PFRSTD."""
+        self.power_on_reset()
+
+    def _write_ctrl_ext(self, value: int) -> None:
+        old = self._load(R.CTRL_EXT)
+        self._store(R.CTRL_EXT, value)
+        if value & R.CTRL_EXT_PFRSTD and not old & R.CTRL_EXT_PFRSTD:
+            # PF reset done: every VF's RSTI drops and RSTD (read-to-clear) rises.
+            self.mbx[:] = (self.mbx & ~np.uint32(R.VFMAILBOX_RSTI)) | np.uint32(R.VFMAILBOX_RSTD)
+
+    def set_link(self, up: bool) -> None:
+        """The physical link goes up or down (cable, peer): LINKS/VFLINKS follow, LSC is raised."""
+        if bool(up) == self.link_up:
+            return
+        self.link_up = bool(up)
+        self._refresh_links()
+        self.raise_pf_cause(R.EICR_LSC)
+
+    def _refresh_links(self) -> None:
+        self._store(R.LINKS, (R.LINKS_UP | R.LINKS_SPEED_10G_82599) if self.link_up else 0)
+
+    # -- the mailbox, PF side -----------------------------------------------------------------
+    def _write_pfmailbox(self, n: int, value: int) -> None:
+        state = int(self.mbx[n])
+        if value & R.PFMAILBOX_RVFU:
+            state &= ~R.VFMAILBOX_VFU
+            icr = R.MBVFICR(n >> 4)
+            bits = (R.MBVFICR_VFREQ_VF1 | R.MBVFICR_VFACK_VF1) << (n % 16)
+            self._store(icr, self._load(icr) & ~bits)
+        if value & R.PFMAILBOX_PFU:
+            if not state & R.VFMAILBOX_VFU:
+                state |= R.VFMAILBOX_PFU
+        else:
+            state &= ~R.VFMAILBOX_PFU
+        notify = False
+        if value & R.PFMAILBOX_STS:
+            state |= R.VFMAILBOX_PFSTS
+            notify = True
+        if value & R.PFMAILBOX_ACK:
+            state |= R.VFMAILBOX_PFACK
+            notify = True
+        self.mbx[n] = state
+        if notify and n < len(self.vfs):
+            self.raise_vf_misc_cause(n)
+
+    # ==========================================================================================
+    # VF register windows
+    def _vf_window(self, n: int, offset: int) -> tuple[str, int]:
+        """Classify a VF BAR0 offset: ('pf', pf offset) | ('vf', word) | ('mbx'|'ro'|'none', ...)."""
+        if R.VFMBMEM <= offset < R.VFMBMEM + 4 * R.VFMAILBOX_SIZE:
+            return "pf", R.PFMBMEM(n) + (offset - R.VFMBMEM)
+        for base, pf_base_of in ((R.VF_RX_QUEUE_BASE, R.RDBAL), (R.VF_TX_QUEUE_BASE, R.TDBAL)):
+            if base <= offset < base + R.VF_MAX_QUEUES * R.QUEUE_BLOCK:
+                q, field = divmod(offset - base, R.QUEUE_BLOCK)
+                fields = _QUEUE_RX_FIELDS if base == R.VF_RX_QUEUE_BASE else _QUEUE_TX_FIELDS
+                if q == 0 and offset in _VF_STAT_REGS:
+                    return "stat", offset
+                if q < self.queues_per_pool() and field in fields:
+                    return "pf", pf_base_of(self.vf_queue(n, q)) + field
+                return "none", 0
+        if offset in _VF_PRIVATE:
+            return "vf", offset // WORD
+        return "none", 0
+
+    def vf_read(self, n: int, offset: int) -> int:
+        """A read of VF ``n``'s BAR0 (offset already validated)."""
+        if offset == R.VFMAILBOX:
+            value = int(self.mbx[n]) & _MBX_VF_VISIBLE
+            self.mbx[n] = int(self.mbx[n]) & ~R.VFMAILBOX_R2C_BITS
+            return value
+        if offset == R.VFLINKS:
+            return (R.LINKS_UP | R.LINKS_SPEED_10G_82599) if self.link_up else 0
+        if offset == R.VTEICR:
+            value = int(self.vf_regs[n, R.VTEICR // WORD])
+            self.vf_regs[n, R.VTEICR // WORD] = 0  # read-to-clear
+            return value
+        if offset == R.VTEIMC:
+            return 0
+        kind, where = self._vf_window(n, offset)
+        if kind == "pf":
+            return self._load(where)
+        if kind == "vf":
+            return int(self.vf_regs[n, where])
+        if kind == "stat":
+            return self.vf_stat(n, where)
+        return 0
+
+    def vf_write(self, n: int, offset: int, value: int) -> None:
+        """A write to VF ``n``'s BAR0 (offset and value already validated)."""
+        if offset == R.VFMAILBOX:
+            self._write_vfmailbox(n, value)
+            return
+        if offset == R.VFCTRL:
+            if value & R.CTRL_RST:
+                self.vf_function_reset(n)
+            return
+        if offset == R.VTEICR:
+            self.vf_regs[n, R.VTEICR // WORD] &= np.uint32(~value & U32)
+            return
+        if offset == R.VTEICS:
+            self.raise_vf_cause(n, value & 0x7)
+            return
+        if offset == R.VTEIMS:
+            self.vf_regs[n, R.VTEIMS // WORD] |= np.uint32(value & 0x7)
+            pending = int(self.vf_regs[n, R.VTEICR // WORD]) & value & 0x7
+            for vector in range(3):
+                if pending >> vector & 1:
+                    self.vfs[n].signal_msix(vector)
+            return
+        if offset == R.VTEIMC:
+            self.vf_regs[n, R.VTEIMS // WORD] &= np.uint32(~value & U32)
+            return
+        kind, where = self._vf_window(n, offset)
+        if kind == "pf":
+            self._store(where, value)
+        elif kind == "vf":
+            self.vf_regs[n, where] = value
+        elif kind == "stat" or offset in (R.VFSTATUS, R.VFLINKS):
+            return  # read-only
+        else:
+            vf = self.vfs[n]
+            vf.bad_accesses += 1
+            raise RegisterAccessError(f"{vf.name}: no register at offset {offset:#06x} (write of {value:#x})")
+
+    def vf_stat(self, n: int, offset: int) -> int:
+        """The VF statistics registers (VFGPRC...), from the device's per-pool counters."""
+        return self.state.vf_stat_register(n, offset)
+
+    # -- the mailbox, VF side -----------------------------------------------------------------
+    def _write_vfmailbox(self, n: int, value: int) -> None:
+        state = int(self.mbx[n])
+        if value & R.VFMAILBOX_VFU:
+            if not state & R.VFMAILBOX_PFU:
+                state |= R.VFMAILBOX_VFU
+        else:
+            state &= ~R.VFMAILBOX_VFU
+        self.mbx[n] = state
+        cause = 0
+        if value & R.VFMAILBOX_REQ:
+            cause |= R.MBVFICR_VFREQ_VF1 << (n % 16)
+        if value & R.VFMAILBOX_ACK:
+            cause |= R.MBVFICR_VFACK_VF1 << (n % 16)
+        if cause:
+            icr = R.MBVFICR(n >> 4)
+            self._store(icr, self._load(icr) | cause)
+            self.raise_pf_cause(R.EICR_MAILBOX)
+
+    # -- VF interrupt causes ------------------------------------------------------------------
+    def raise_vf_misc_cause(self, n: int) -> None:
+        """The mailbox ("other") cause of VF ``n``, on the vector VTIVAR_MISC names."""
+        misc = int(self.vf_regs[n, R.VTIVAR_MISC // WORD])
+        if misc & R.IVAR_ALLOC_VAL:
+            self.raise_vf_cause(n, 1 << (misc & 0x3))
+
+    def raise_vf_cause(self, n: int, causes: int) -> None:
+        """Set VTEICR bits of VF ``n``; unmasked ones send their MSI-X vector."""
+        self.vf_regs[n, R.VTEICR // WORD] |= np.uint32(causes)
+        enabled = int(self.vf_regs[n, R.VTEIMS // WORD]) & causes
+        for vector in range(3):
+            if enabled >> vector & 1 and n < len(self.vfs):
+                self.vfs[n].signal_msix(vector)
+
+    # -- VF function-level reset --------------------------------------------------------------
+    def vf_function_reset(self, n: int) -> None:
+        """VFCTRL.RST or FLR: queues stop, pool RX/TX disabled, VFLRE raised to the PF."""
+        self._vf_reset_registers(n)
+        reg, bit = R.VFLRE(n >> 5), 1 << (n % 32)
+        self._store(reg, self._load(reg) | bit)
+        self.raise_pf_cause(R.EICR_MAILBOX)
+
+    def _vf_reset_registers(self, n: int) -> None:
+        qpp = self.queues_per_pool()
+        for q in range(qpp):
+            pq = self.vf_queue(n, q)
+            if pq < R.MAX_QUEUES:
+                self._store(R.RXDCTL(pq), self._load(R.RXDCTL(pq)) & ~R.RXDCTL_ENABLE)
+                self._store(R.TXDCTL(pq), self._load(R.TXDCTL(pq)) & ~R.TXDCTL_ENABLE)
+        for reg in (R.VFRE(n >> 5), R.VFTE(n >> 5)):
+            self._store(reg, self._load(reg) & ~(1 << (n % 32)))
+        rsti = int(self.mbx[n]) & R.VFMAILBOX_RSTI
+        self.mbx[n] = (int(self.mbx[n]) & R.VFMAILBOX_PFU) | rsti
+        self.vf_regs[n] = 0
+
+
+_VF_STAT_REGS = frozenset(
+    {R.VFGPRC, R.VFGORC_LSB, R.VFGORC_MSB, R.VFMPRC, R.VFGPTC, R.VFGOTC_LSB, R.VFGOTC_MSB}
+)
+_VF_PRIVATE = frozenset(
+    {R.VFCTRL, R.VFSTATUS, R.VFLINKS, R.VTEICR, R.VTEICS, R.VTEIMS, R.VTEIMC, R.VTEIAC, R.VTEIAM,
+     R.VTIVAR_MISC, R.VFPSRTYPE, R.VFMAILBOX}
+    | {R.VTIVAR(x) for x in range(4)}
+    | {R.VTEITR(x) for x in range(3)}
+)  # fmt: skip
