@@ -15,7 +15,7 @@ from sriov.errors import ConfigError
 
 
 class Batch:
-    """A batch of frames: ``data`` (uint8), ``offsets`` (int64), ``lengths`` (uint32), ``timestamps_ns`` (int64).
+    """Frames in one buffer: ``data`` uint8, ``offsets`` int64, ``lengths`` uint32, ``timestamps_ns`` int64.
 
     Frame ``i`` is ``data[offsets[i] : offsets[i] + lengths[i]]``. Slicing gives a view; iterating
     yields zero-copy ``memoryview`` objects of the frames.
@@ -121,7 +121,7 @@ class Batch:
 
     def __iter__(self) -> Iterator[memoryview]:
         view = memoryview(self.data)
-        for start, length in zip(self.offsets.tolist(), self.lengths.tolist()):
+        for start, length in zip(self.offsets.tolist(), self.lengths.tolist(), strict=False):
             yield view[start : start + length]
 
     def frame(self, i: int) -> bytes:

@@ -28,7 +28,7 @@ def rar_pools(rar: np.ndarray, mpsar: np.ndarray, mac: bytes) -> int:
     """OR of the pool bitmaps of every valid receive-address entry equal to ``mac``."""
     key = mac_key(mac)
     pools = 0
-    for (ral, rah), bitmap in zip(rar.tolist(), mpsar.tolist()):
+    for (ral, rah), bitmap in zip(rar.tolist(), mpsar.tolist(), strict=False):
         if rah & R.RAH_AV and ((rah & 0xFFFF) << 32 | ral) == key:
             pools |= bitmap
     return pools

@@ -144,7 +144,9 @@ class VfFunction(PciFunction):
     bar_size = R.VF_BAR0_SIZE
 
     def __init__(self, device: Device82599, index: int) -> None:
-        super().__init__(device, f"{device.name}/vf{index}", device.pf.rid + VF_RID_OFFSET + VF_RID_STRIDE * index)
+        super().__init__(
+            device, f"{device.name}/vf{index}", device.pf.rid + VF_RID_OFFSET + VF_RID_STRIDE * index
+        )
         self.index = index
 
     def read32(self, offset: int) -> int:
@@ -323,10 +325,12 @@ class Device82599:
         for i in range(2):
             write_h[R.VFLRE(i) // WORD] = lambda v: None  # read-only; cleared through VFLREC
             write_h[R.VFLREC(i) // WORD] = self._write_vflrec(i)
-            read_h[R.VFLREC(i) // WORD] = (lambda i=i: self._load(R.VFLRE(i)))
+            read_h[R.VFLREC(i) // WORD] = lambda i=i: self._load(R.VFLRE(i))
         for n in range(64):
-            read_h[R.PFMAILBOX(n) // WORD] = (lambda n=n: int(self.mbx[n]) & (R.PFMAILBOX_VFU | R.PFMAILBOX_PFU))
-            write_h[R.PFMAILBOX(n) // WORD] = (lambda v, n=n: self._write_pfmailbox(n, v))
+            read_h[R.PFMAILBOX(n) // WORD] = lambda n=n: (
+                int(self.mbx[n]) & (R.PFMAILBOX_VFU | R.PFMAILBOX_PFU)
+            )
+            write_h[R.PFMAILBOX(n) // WORD] = lambda v, n=n: self._write_pfmailbox(n, v)
         self._pf_implemented = implemented
         self._pf_alias = alias
         self._pf_read_h = read_h
@@ -334,7 +338,9 @@ class Device82599:
 
     def pf_implements(self, offset: int) -> bool:
         """Whether the PF's BAR0 has a register at ``offset``."""
-        return 0 <= offset < R.PF_BAR0_SIZE and offset % WORD == 0 and bool(self._pf_implemented[offset // WORD])
+        return (
+            0 <= offset < R.PF_BAR0_SIZE and offset % WORD == 0 and bool(self._pf_implemented[offset // WORD])
+        )
 
     def pf_read(self, offset: int) -> int:
         """A PF BAR0 read (offset already validated)."""
@@ -350,7 +356,9 @@ class Device82599:
         word = offset // WORD
         if not self._pf_implemented[word]:
             self.pf.bad_accesses += 1
-            raise RegisterAccessError(f"{self.pf.name}: no register at offset {offset:#07x} (write of {value:#x})")
+            raise RegisterAccessError(
+                f"{self.pf.name}: no register at offset {offset:#07x} (write of {value:#x})"
+            )
         word = self._pf_alias.get(word, word)
         handler = self._pf_write_h.get(word)
         if handler is not None:

@@ -144,9 +144,7 @@ class Domain:
         if iova + size > MAX_IOVA:
             raise ConfigError(f"IOVA range ends at {iova + size:#x}, above the modelled {MAX_IOVA:#x}")
 
-    def map(
-        self, iova: int, host_buffer: np.ndarray, offset: int, size: int, writable: bool = True
-    ) -> None:
+    def map(self, iova: int, host_buffer: np.ndarray, offset: int, size: int, writable: bool = True) -> None:
         """Map ``size`` bytes of ``host_buffer`` starting at ``offset`` at ``iova``.
 
         All three must be 4 KiB aligned; the range must lie inside the buffer and

@@ -1,0 +1,61 @@
+"""Guest memory: one preallocated numpy buffer per VM (or the host's own, for the PF).
+
+Guest-physical address ``gpa`` is byte ``gpa`` of the buffer. Drivers inside the VM
+carve descriptor rings and packet buffers out of it with a simple bump allocator
+(as a kernel's DMA allocator would hand out coherent memory), and the CPU reads and
+writes it directly; the device reaches it only through the IOMMU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sriov.errors import ConfigError
+
+PAGE_SIZE = 4096
+
+
+class GuestMemory:
+    """A VM's RAM: ``buffer`` (uint8) addressed by guest-physical address."""
+
+    def __init__(self, size: int, name: str = "guest") -> None:
+        if not isinstance(size, int) or size < PAGE_SIZE or size % PAGE_SIZE:
+            raise ConfigError(
+                f"{name}: memory size must be a positive multiple of {PAGE_SIZE} bytes, got {size!r}"
+            )
+        self.name = name
+        self.buffer = np.zeros(size, dtype=np.uint8)
+        self._next = PAGE_SIZE  # keep page 0 unused so a zero address is never valid DMA
+
+    @property
+    def size(self) -> int:
+        """Bytes of RAM."""
+        return int(self.buffer.nbytes)
+
+    @property
+    def allocated(self) -> int:
+        """Bytes handed out by `alloc` so far (including page 0, kept unused)."""
+        return self._next
+
+    def alloc(self, size: int, align: int = 128) -> int:
+        """Reserve ``size`` bytes aligned to ``align``; returns the guest-physical address."""
+        if size <= 0 or align <= 0 or align & (align - 1):
+            raise ConfigError(
+                f"{self.name}: bad allocation (size {size}, align {align}; align must be a power of 2)"
+            )
+        start = (self._next + align - 1) & ~(align - 1)
+        if start + size > self.size:
+            raise ConfigError(
+                f"{self.name}: out of guest memory "
+                f"({size} bytes asked, {self.size - start} left of {self.size})"
+            )
+        self._next = start + size
+        return start
+
+    def view(self, gpa: int, size: int) -> np.ndarray:
+        """The bytes at ``[gpa, gpa+size)`` as a writable view (CPU access, no IOMMU)."""
+        if gpa < 0 or size < 0 or gpa + size > self.size:
+            raise ConfigError(
+                f"{self.name}: [{gpa:#x}, {gpa + size:#x}) is outside {self.size:#x} bytes of RAM"
+            )
+        return self.buffer[gpa : gpa + size]
