@@ -77,7 +77,8 @@ def markdown_table(rows: list[SweepRow]) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     body = "".join(
-        f"| {r.rx_usecs} | {r.interval_us:.2f} | {r.interrupts_per_s:,.0f} | {r.expected_interrupts_per_s:,.0f} "
+        f"| {r.rx_usecs} | {r.interval_us:.2f} | {r.interrupts_per_s:,.0f} "
+        f"| {r.expected_interrupts_per_s:,.0f} "
         f"| {r.frames_per_interrupt:.1f} | {r.expected_frames_per_interrupt:.1f} | {r.p50_us:.2f} "
         f"| {r.p99_us:.2f} | {r.p999_us:.2f} | {r.dropped:,} of {r.frames:,} |\n"
         for r in rows
