@@ -26,6 +26,7 @@ import numpy as np
 from sriov.errors import ConfigError, RegisterAccessError
 from sriov.hw import regs as R
 from sriov.hw.clock import SimClock
+from sriov.hw.interrupts import PfInterrupts, VfInterrupts
 from sriov.hw.iommu import Domain, Iommu
 from sriov.hw.state import DeviceState
 
@@ -118,6 +119,10 @@ class PciFunction:
 
         self.device.clock.schedule(self.irq_latency_ns, deliver)
 
+    def interrupt_counts(self) -> dict[str, int]:
+        """Interrupts each MSI-X vector sent, by the name /proc/interrupts gives it."""
+        return self.msix.counts()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.vendor_id:04x}:{self.device_id:04x}>"
 
@@ -127,6 +132,10 @@ class PfFunction(PciFunction):
 
     device_id = R.DEV_ID_82599_SFP
     bar_size = R.PF_BAR0_SIZE
+
+    def __init__(self, device: Device82599, name: str, rid: int) -> None:
+        super().__init__(device, name, rid)
+        self.msix = PfInterrupts(self, device.regs)
 
     def read32(self, offset: int) -> int:
         offset = _check_access(offset, self.bar_size)
@@ -148,6 +157,7 @@ class VfFunction(PciFunction):
             device, f"{device.name}/vf{index}", device.pf.rid + VF_RID_OFFSET + VF_RID_STRIDE * index
         )
         self.index = index
+        self.msix = VfInterrupts(self, device.vf_regs[index])
 
     def read32(self, offset: int) -> int:
         offset = _check_access(offset, self.bar_size)
@@ -196,6 +206,8 @@ class Device82599:
         self._store(R.VLNCTRL, R.ETH_P_8021Q)
         self._store(R.HLREG0, R.HLREG0_RXCRCSTRP)
         self._refresh_links()
+        for fn in (self.pf, *self._vf_pool):
+            fn.msix.reset()
 
     def _store(self, offset: int, value: int) -> None:
         self.regs[offset // WORD] = value & U32
@@ -271,6 +283,7 @@ class Device82599:
             mark(off)
         for i in range(64):
             mark(R.EITR(i))
+            mark(R.IVAR(i))
             mark(R.PFMAILBOX(i))
             mark(R.PFMBMEM(i), R.VFMAILBOX_SIZE)
             mark(R.VLVF(i))
@@ -280,6 +293,8 @@ class Device82599:
             mark(R.MBVFICR(i))
             mark(R.MBVFIMR(i))
         for i in range(2):
+            for reg in (R.EICS_EX, R.EIMS_EX, R.EIMC_EX, R.EIAM_EX):
+                mark(reg(i))
             mark(R.VFLRE(i))
             mark(R.VFLREC(i))
             mark(R.VFRE(i))
@@ -305,14 +320,10 @@ class Device82599:
         for a in alias:
             implemented[a] = True
 
-        # registers with side effects
-        read_h[R.EICR // WORD] = self._read_eicr
-        write_h[R.EICR // WORD] = self._write_eicr
-        read_h[R.EICS // WORD] = lambda: self._load(R.EICR)
-        write_h[R.EICS // WORD] = lambda v: self.raise_pf_cause(v)
-        write_h[R.EIMS // WORD] = self._write_eims
-        write_h[R.EIMC // WORD] = lambda v: self._store(R.EIMS, self._load(R.EIMS) & ~v)
-        read_h[R.EIMC // WORD] = lambda: 0
+        # registers with side effects (interrupt registers: sriov.hw.interrupts)
+        irq_read, irq_write = self.pf.msix.handlers()
+        read_h.update(irq_read)
+        write_h.update(irq_write)
         write_h[R.CTRL // WORD] = self._write_ctrl
         write_h[R.CTRL_EXT // WORD] = self._write_ctrl_ext
         write_h[R.STATUS // WORD] = lambda v: None  # read-only
@@ -371,28 +382,33 @@ class Device82599:
 
     # -- PF interrupt causes ------------------------------------------------------------------
     def raise_pf_cause(self, cause: int) -> None:
-        """Set EICR cause bits; if unmasked, the PF's "other" MSI-X vector fires."""
-        self._store(R.EICR, self._load(R.EICR) | cause)
-        if self._load(R.EIMS) & cause:
-            self.pf.signal_msix(self._pf_other_vector())
+        """Set EICR cause bits; if unmasked, the PF's "other" MSI-X vector fires (moderated)."""
+        self.pf.msix.raise_vectors(cause & 0xFFFF)
+        self.pf.msix.raise_other(cause)
 
-    def _pf_other_vector(self) -> int:
-        ivar = self._load(R.IVAR_MISC)
-        return (ivar >> 8) & 0x7F if ivar & (R.IVAR_ALLOC_VAL_PF << 8) else 0
+    def rx_queue_written(self, queue_counts: np.ndarray) -> None:
+        """The datapath wrote ``queue_counts[q]`` frames to PF queue ``q`` in the last burst.
 
-    def _read_eicr(self) -> int:
-        value = self._load(R.EICR)
-        self._store(R.EICR, 0)  # read-to-clear
-        return value
-
-    def _write_eicr(self, value: int) -> None:
-        self._store(R.EICR, self._load(R.EICR) & ~value)
-
-    def _write_eims(self, value: int) -> None:
-        self._store(R.EIMS, self._load(R.EIMS) | value)
-        pending = self._load(R.EICR) & value
-        if pending:  # unmasking a pending cause raises it now, as the hardware does
-            self.pf.signal_msix(self._pf_other_vector())
+        Each queue that got frames raises its RX cause on the owning function's vector:
+        a VF's pool through that VF's VTIVAR (VF queue ``q % queues_per_pool``), any
+        other queue (the PF's pool, or every queue with SR-IOV off) through the PF's
+        IVAR. Moderation (EITR) decides when the vector fires; the message reaches its
+        handler ``irq_latency_ns`` later on the simulation clock.
+        """
+        counts = np.asarray(queue_counts)
+        if counts.ndim != 1 or counts.shape[0] > R.MAX_QUEUES or counts.dtype.kind not in "iu":
+            raise ConfigError(
+                f"queue_counts must be a 1-D integer array of at most {R.MAX_QUEUES} queues, "
+                f"got shape {counts.shape} dtype {counts.dtype}"
+            )
+        qpp = self.queues_per_pool()
+        nvf = len(self.vfs)
+        for q in np.flatnonzero(counts > 0).tolist():
+            pool, vq = divmod(q, qpp)
+            if pool < nvf:
+                self.vfs[pool].msix.raise_queue(vq)
+            else:
+                self.pf.msix.raise_queue(q)
 
     def _read_ssvpc(self) -> int:
         value = self._load(R.SSVPC)
@@ -488,12 +504,8 @@ class Device82599:
             return value
         if offset == R.VFLINKS:
             return (R.LINKS_UP | R.LINKS_SPEED_10G_82599) if self.link_up else 0
-        if offset == R.VTEICR:
-            value = int(self.vf_regs[n, R.VTEICR // WORD])
-            self.vf_regs[n, R.VTEICR // WORD] = 0  # read-to-clear
-            return value
-        if offset == R.VTEIMC:
-            return 0
+        if offset in VfInterrupts.REGISTERS:
+            return self._vf_pool[n].msix.read(offset)
         kind, where = self._vf_window(n, offset)
         if kind == "pf":
             return self._load(where)
@@ -512,21 +524,8 @@ class Device82599:
             if value & R.CTRL_RST:
                 self.vf_function_reset(n)
             return
-        if offset == R.VTEICR:
-            self.vf_regs[n, R.VTEICR // WORD] &= np.uint32(~value & U32)
-            return
-        if offset == R.VTEICS:
-            self.raise_vf_cause(n, value & 0x7)
-            return
-        if offset == R.VTEIMS:
-            self.vf_regs[n, R.VTEIMS // WORD] |= np.uint32(value & 0x7)
-            pending = int(self.vf_regs[n, R.VTEICR // WORD]) & value & 0x7
-            for vector in range(3):
-                if pending >> vector & 1:
-                    self.vfs[n].signal_msix(vector)
-            return
-        if offset == R.VTEIMC:
-            self.vf_regs[n, R.VTEIMS // WORD] &= np.uint32(~value & U32)
+        if offset in VfInterrupts.REGISTERS:
+            self._vf_pool[n].msix.write(offset, value)
             return
         kind, where = self._vf_window(n, offset)
         if kind == "pf":
@@ -566,17 +565,13 @@ class Device82599:
     # -- VF interrupt causes ------------------------------------------------------------------
     def raise_vf_misc_cause(self, n: int) -> None:
         """The mailbox ("other") cause of VF ``n``, on the vector VTIVAR_MISC names."""
-        misc = int(self.vf_regs[n, R.VTIVAR_MISC // WORD])
-        if misc & R.IVAR_ALLOC_VAL:
-            self.raise_vf_cause(n, 1 << (misc & 0x3))
+        if n < len(self.vfs):
+            self.vfs[n].msix.raise_mailbox()
 
     def raise_vf_cause(self, n: int, causes: int) -> None:
-        """Set VTEICR bits of VF ``n``; unmasked ones send their MSI-X vector."""
-        self.vf_regs[n, R.VTEICR // WORD] |= np.uint32(causes)
-        enabled = int(self.vf_regs[n, R.VTEIMS // WORD]) & causes
-        for vector in range(3):
-            if enabled >> vector & 1 and n < len(self.vfs):
-                self.vfs[n].signal_msix(vector)
+        """Set VTEICR bits of VF ``n`` (bit v = vector v); each vector fires as moderation allows."""
+        if n < len(self.vfs):
+            self.vfs[n].msix.raise_causes(causes)
 
     # -- VF function-level reset --------------------------------------------------------------
     def vf_function_reset(self, n: int) -> None:
@@ -598,6 +593,8 @@ class Device82599:
         rsti = int(self.mbx[n]) & R.VFMAILBOX_RSTI
         self.mbx[n] = (int(self.mbx[n]) & R.VFMAILBOX_PFU) | rsti
         self.vf_regs[n] = 0
+        if n < len(self._vf_pool):
+            self._vf_pool[n].msix.reset()
 
 
 _VF_STAT_REGS = frozenset(

@@ -8,8 +8,8 @@ The interval register counts in 2.048 us units (EITR bits 11:3; the drivers writ
   last interrupt expires;
 * a cause raised on a masked vector is latched (EICR) and fires when the vector is
   unmasked, again no sooner than one interval after the last interrupt;
-* firing auto-masks the vector (the drivers set EIAM/VTEIAM for their queue vectors)
-  and clears the pending cause (EIAC auto-clear).
+* firing clears the pending cause and, when ``auto_mask`` is on (the drivers set
+  EIAM/VTEIAM for their vectors), masks the vector until the driver unmasks it.
 
 Interval 0 means no moderation. All times are simulation-clock nanoseconds.
 """
@@ -55,9 +55,36 @@ class VectorModerator:
         self.interval_ns = interval_ns
         self.masked = False
         self.pending = False
+        self.auto_mask = True  # EIAM: the device follows the register, the timeline model always masks
         self.last_fire = self.NEVER
         self.fired = 0
         self._timer: EventHandle | None = None
+
+    def reset(self) -> None:
+        """Reset values: masked, nothing pending, no interval, counter expired. ``fired`` is kept."""
+        self._cancel_timer()
+        self.masked = True
+        self.pending = False
+        self.auto_mask = False
+        self.interval_ns = 0
+        self.last_fire = self.NEVER
+
+    def reprogram(self, interval_ns: int, reset_counter: bool) -> None:
+        """An EITR write: new interval now; without CNT_WDIS the interval counter restarts expired.
+
+        A cause waiting for the old interval is re-decided against the new one.
+        """
+        self.set_interval_ns(interval_ns)
+        if reset_counter:
+            self.last_fire = self.NEVER
+        self._cancel_timer()
+        if self.pending and not self.masked:
+            self._try_fire()
+
+    def clear_cause(self) -> None:
+        """The cause was cleared (EICR read or write-1-to-clear) before the vector fired."""
+        self.pending = False
+        self._cancel_timer()
 
     def set_interval_ns(self, interval_ns: int) -> None:
         """A new EITR interval (takes effect from the next decision)."""
@@ -103,7 +130,7 @@ class VectorModerator:
     def _fire(self) -> None:
         self._cancel_timer()
         self.pending = False
-        self.masked = True  # auto-mask (EIAM) until the driver's NAPI poll re-enables it
+        self.masked = self.auto_mask  # auto-mask (EIAM) until the driver's NAPI poll re-enables it
         self.last_fire = self.clock.now
         self.fired += 1
         self.send()

@@ -72,6 +72,38 @@ def EITR(i: int) -> int:
 
 EITR_ITR_INT_MASK = 0x00000FF8
 EITR_CNT_WDIS = 0x80000000
+MAX_EITR = 0x00000FF8  # IXGBE_MAX_EITR: the interval bits a driver may write
+
+
+def IVAR(i: int) -> int:
+    """PF interrupt vector allocation for PF queues 2i and 2i+1 (RX entry bits 7:0, TX 15:8 per queue)."""
+    return 0x00900 + 4 * i
+
+
+def EICS_EX(i: int) -> int:
+    """Extended interrupt cause set of PF MSI-X vectors 32i..32i+31."""
+    return 0x00A90 + 4 * i
+
+
+def EIMS_EX(i: int) -> int:
+    """Extended interrupt mask set (enable) of PF MSI-X vectors 32i..32i+31."""
+    return 0x00AA0 + 4 * i
+
+
+def EIMC_EX(i: int) -> int:
+    """Extended interrupt mask clear of PF MSI-X vectors 32i..32i+31."""
+    return 0x00AB0 + 4 * i
+
+
+def EIAM_EX(i: int) -> int:
+    """Extended auto-mask enable of PF MSI-X vectors 32i..32i+31."""
+    return 0x00AD0 + 4 * i
+
+
+NUM_IVAR = 64  # IVAR(0..63) cover the 128 PF queues
+IVAR_ENTRY_BITS = 8  # one 8-bit entry per (queue, direction); bit 7 = ALLOC_VAL
+IVAR_VECTOR_MASK = 0x7F  # vector index inside an entry
+EICR_OTHER_CAUSES = 0xFFFF0000  # EICR bits 31:16: the non-queue ("other") causes
 
 # --------------------------------------------------------------------------------------------
 # Mailbox, PF side (spec §1.1, §1.3)
@@ -422,6 +454,12 @@ IVAR_ALLOC_VAL = 0x80
 def VTEITR(x: int) -> int:
     """VF interrupt throttle of vector ``x``."""
     return 0x00820 + 4 * x
+
+
+VF_MSIX_VECTORS = 3  # 2 queue vectors (MAX_MSIX_Q_VECTORS) + 1 mailbox vector (NON_Q_VECTORS)
+VF_QUEUE_VECTORS = 2
+VTEICR_MASK = (1 << VF_MSIX_VECTORS) - 1  # one cause bit per VF vector
+PF_MSIX_VECTORS = 64  # IXGBE_MAX_MSIX_VECTORS_82599
 
 
 VFMBMEM = 0x00200
