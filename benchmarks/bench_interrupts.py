@@ -32,3 +32,65 @@ def test_timeline_kernel(benchmark, rx_usecs: int) -> None:
         mframes_per_s=FRAMES / benchmark.stats.stats.min / 1e6,
         matched_event_driven_model=matched,
     )
+
+
+# -- device-side moderation: what one completion event costs on the event-driven device ---------------
+BURSTS = 20_000
+BURST_GAP_NS = 2_150  # 32 x 64-byte frames at 10 GbE line rate
+
+
+def _device(rx_usecs: int, vfs: int):
+    from sriov.drivers.coalesce import set_coalesce
+    from sriov.hw import regs as R
+    from sriov.hw.clock import SimClock
+    from sriov.hw.device import Device82599
+    from sriov.hw.iommu import Iommu
+
+    dev = Device82599("eth0", SimClock(), Iommu(), irq_latency_ns=2_000)
+    dev.sriov_enable(max(vfs, 1))
+    for n in range(vfs):
+        vf = dev.vf(n)
+        vf.write32(R.VTIVAR(0), (R.IVAR_ALLOC_VAL | 0) * 0x0101 | (R.IVAR_ALLOC_VAL | 1) * 0x01010000)
+        vf.write32(R.VTIVAR_MISC, R.IVAR_ALLOC_VAL | 2)
+        set_coalesce(vf, rx_usecs)
+        vf.write32(R.VTEIAM, 0b111)
+        vf.write32(R.VTEIAC, 0b111)
+        vf.write32(R.VTEIMS, 0b111)
+        # the guest's NAPI poll re-enables the vector 3 us after the interrupt arrives
+        vf.set_msix_handler(
+            0, lambda v, vf=vf: dev.clock.schedule(3_000, lambda: vf.write32(R.VTEIMS, 1 << v))
+        )
+    counts = np.zeros(R.MAX_QUEUES, np.int64)
+    counts[[dev.vf_queue(n, 0) for n in range(vfs)]] = 32
+    return dev, counts
+
+
+def _run(dev, counts) -> None:
+    clock = dev.clock
+    t = clock.now
+    for _ in range(BURSTS):
+        t += BURST_GAP_NS
+        clock.run_until(t)
+        dev.rx_queue_written(counts)
+
+
+@pytest.mark.parametrize("vfs", [1, 8])
+@pytest.mark.parametrize("rx_usecs", [0, 50])
+def test_device_moderation_per_burst(benchmark, rx_usecs: int, vfs: int) -> None:
+    """rx_queue_written after each 32-frame burst plus the clock events it causes (one VF queue each)."""
+    state = {}
+
+    def setup():
+        state["dev"], state["counts"] = _device(rx_usecs, vfs)
+        return (state["dev"], state["counts"]), {}
+
+    benchmark.pedantic(_run, setup=setup, rounds=5, iterations=1)
+    dev = state["dev"]
+    irqs = sum(sum(dev.vf(n).interrupt_counts().values()) for n in range(vfs))
+    benchmark.extra_info.update(
+        bursts=BURSTS,
+        vfs=vfs,
+        ns_per_burst=benchmark.stats.stats.min / BURSTS * 1e9,
+        ns_per_completion_event=benchmark.stats.stats.min / (BURSTS * vfs) * 1e9,
+        interrupts_last_round=irqs,
+    )

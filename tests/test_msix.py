@@ -351,10 +351,14 @@ def test_bad_queue_counts_are_refused_and_change_nothing(dev: Device82599) -> No
     for bad in (np.zeros((2, 64), np.int32), np.zeros(129, np.int32), np.ones(8, np.float64)):
         with pytest.raises(ConfigError, match="queue_counts"):
             dev.rx_queue_written(bad)
+    with pytest.raises(ConfigError, match="outside"):
+        dev.rx_queues_raised([0, 128])
     dev.rx_queue_written(np.zeros(0, np.int64))  # nothing written: nothing raised
     assert sum(vf.interrupt_counts().values()) == 0
     dev.rx_queue_written(np.array([0, 3], np.uint32))  # a short array covers the first queues
     assert vf.interrupt_counts() == {"eth0-vf0-TxRx-0": 0, "eth0-vf0-TxRx-1": 1, "eth0-vf0-mbx": 0}
+    dev.rx_queues_raised([0])  # the list form: the same routing
+    assert vf.interrupt_counts() == {"eth0-vf0-TxRx-0": 1, "eth0-vf0-TxRx-1": 1, "eth0-vf0-mbx": 0}
 
 
 # -- the device agrees with the Numba timeline ------------------------------------------------------

@@ -42,6 +42,7 @@ _MBX_VF_VISIBLE = (
     | R.VFMAILBOX_RSTI
     | R.VFMAILBOX_RSTD
 )
+_QUEUES_PER_POOL = {R.GCR_EXT_VT_MODE_16: 8, R.GCR_EXT_VT_MODE_32: 4}  # VT_Mode -> queues per pool
 VF_RID_OFFSET = 0x80  # SR-IOV First VF Offset (model decision; 82599 value unverified)
 VF_RID_STRIDE = 2  # SR-IOV VF Stride (model decision)
 
@@ -255,8 +256,7 @@ class Device82599:
     # pool geometry
     def queues_per_pool(self) -> int:
         """Queues per pool from GCR_EXT.VT_Mode (64 pools x 2, 32 x 4, 16 x 8)."""
-        mode = self._load(R.GCR_EXT) & R.GCR_EXT_VT_MODE_MASK
-        return {R.GCR_EXT_VT_MODE_16: 8, R.GCR_EXT_VT_MODE_32: 4}.get(mode, 2)
+        return _QUEUES_PER_POOL.get(self.regs.item(R.GCR_EXT // WORD) & R.GCR_EXT_VT_MODE_MASK, 2)
 
     def vf_queue(self, vf: int, q: int) -> int:
         """The PF queue index behind VF ``vf``'s queue ``q``."""
@@ -401,12 +401,22 @@ class Device82599:
                 f"queue_counts must be a 1-D integer array of at most {R.MAX_QUEUES} queues, "
                 f"got shape {counts.shape} dtype {counts.dtype}"
             )
+        self._raise_rx(counts.nonzero()[0].tolist())  # counts are never negative
+
+    def rx_queues_raised(self, queues: list[int]) -> None:
+        """`rx_queue_written` for a caller that already knows which PF queues got frames (cheaper)."""
+        bad = [q for q in queues if not isinstance(q, int) or not 0 <= q < R.MAX_QUEUES]
+        if bad:
+            raise ConfigError(f"queues {bad!r} are outside 0..{R.MAX_QUEUES - 1}")
+        self._raise_rx(queues)
+
+    def _raise_rx(self, queues: list[int]) -> None:
         qpp = self.queues_per_pool()
-        nvf = len(self.vfs)
-        for q in np.flatnonzero(counts > 0).tolist():
+        vfs = self.vfs
+        for q in queues:
             pool, vq = divmod(q, qpp)
-            if pool < nvf:
-                self.vfs[pool].msix.raise_queue(vq)
+            if pool < len(vfs):
+                vfs[pool].msix.raise_queue(vq)
             else:
                 self.pf.msix.raise_queue(q)
 

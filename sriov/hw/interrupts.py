@@ -90,13 +90,17 @@ class VfInterrupts(_Vectors):
 
     num_vectors = R.VF_MSIX_VECTORS
     REGISTERS = frozenset(
-        {R.VTEICR, R.VTEICS, R.VTEIMS, R.VTEIMC, R.VTEIAC, R.VTEIAM} | {R.VTEITR(v) for v in range(3)}
+        {R.VTEICR, R.VTEICS, R.VTEIMS, R.VTEIMC, R.VTEIAC, R.VTEIAM}
+        | {R.VTEITR(v) for v in range(R.VF_MSIX_VECTORS)}
+        | {R.VTIVAR(x) for x in range(R.VF_MAX_QUEUES // 2)}
     )
+    num_queues = R.VF_MAX_QUEUES
 
     def reset(self) -> None:
         """After the device zeroed the VF's registers: every vector masked, idle."""
         for m in self.vectors:
             m.reset()
+        self._rx_route = [-1] * self.num_queues
 
     # -- causes -----------------------------------------------------------------------------
     def raise_causes(self, causes: int) -> None:
@@ -111,11 +115,17 @@ class VfInterrupts(_Vectors):
 
     def raise_queue(self, vf_queue: int, tx: bool = False) -> None:
         """A receive (or transmit) completion on VF queue ``vf_queue``: its VTIVAR vector's cause."""
-        v = ivar_entry(self._get(R.VTIVAR(vf_queue >> 1)), vf_queue, tx)
-        if v is None or v >= self.num_vectors:
+        if tx:
+            v = ivar_entry(self._get(R.VTIVAR(vf_queue >> 1)), vf_queue, tx)
+            v = -1 if v is None or v >= self.num_vectors else v
+        else:
+            v = self._rx_route[vf_queue]  # the hot path: decoded once per VTIVAR write
+        if v < 0:
             self.unrouted += 1
             return
-        self.raise_causes(1 << v)
+        word = R.VTEICR // WORD
+        self.regs[word] = self.regs.item(word) | 1 << v
+        self.vectors[v].raise_cause()
 
     def mailbox_vector(self) -> int | None:
         """The vector VTIVAR_MISC names for the mailbox ("other") cause, or None if not valid."""
@@ -177,10 +187,16 @@ class VfInterrupts(_Vectors):
             if offset == R.VTEIAM:
                 for v, m in enumerate(self.vectors):
                     m.auto_mask = bool(bits >> v & 1)
-        else:  # VTEITR(v)
+        elif offset >= R.VTEITR(0):
             v = (offset - R.VTEITR(0)) // WORD
             self._put(offset, value & EITR_STORED)
             self._eitr_write(self.vectors[v], value)
+        else:  # VTIVAR(x): plain storage, its RX entries decoded for the datapath hook
+            self._put(offset, value)
+            x = (offset - R.VTIVAR(0)) // WORD
+            for q in (2 * x, 2 * x + 1):
+                v = ivar_entry(value, q)
+                self._rx_route[q] = -1 if v is None or v >= self.num_vectors else v
 
     def _clear(self, bits: int) -> None:
         self._put(R.VTEICR, self._get(R.VTEICR) & ~bits)
@@ -219,6 +235,7 @@ class PfInterrupts(_Vectors):
         """After a PF reset zeroed the registers: every vector disabled, idle."""
         for m in self.vectors:
             m.reset()
+        self._rx_route = [-1] * R.MAX_QUEUES
         self.other.reset()
         self.other.masked = False  # the other causes are masked per cause (EIMS bits 31:16)
 
@@ -249,6 +266,8 @@ class PfInterrupts(_Vectors):
             wr[R.EIAM_EX(i) // WORD] = lambda v, i=i: self._set_auto_mask(i, v)
         for v in range(self.num_vectors):
             wr[R.EITR(v) // WORD] = partial(self._write_eitr, v)
+        for i in range(R.NUM_IVAR):
+            wr[R.IVAR(i) // WORD] = partial(self._write_ivar, i)
         return rd, wr
 
     # -- queue vectors ----------------------------------------------------------------------
@@ -263,11 +282,21 @@ class PfInterrupts(_Vectors):
 
     def raise_queue(self, queue: int, tx: bool = False) -> None:
         """A completion on PF queue ``queue``: the cause of the vector its IVAR entry names."""
-        v = ivar_entry(self._get(R.IVAR(queue >> 1)), queue, tx)
-        if v is None or v >= self.num_vectors:
+        if tx:
+            v = ivar_entry(self._get(R.IVAR(queue >> 1)), queue, tx)
+            v = -1 if v is None or v >= self.num_vectors else v
+        else:
+            v = self._rx_route[queue]
+        if v < 0:
             self.unrouted += 1
             return
         self.raise_vectors(1 << v)
+
+    def _write_ivar(self, i: int, value: int) -> None:
+        self._put(R.IVAR(i), value)
+        for q in (2 * i, 2 * i + 1):
+            v = ivar_entry(value, q)
+            self._rx_route[q] = -1 if v is None or v >= self.num_vectors else v
 
     def _fired(self, v: int) -> None:
         bit = 1 << v
