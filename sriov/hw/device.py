@@ -72,6 +72,7 @@ class PciFunction:
     vendor_id = R.PCI_VENDOR_ID_INTEL
     device_id: int
     bar_size: int
+    msix: PfInterrupts | VfInterrupts  # the function's MSI-X vectors and their registers
 
     def __init__(self, device: Device82599, name: str, rid: int) -> None:
         self.device = device

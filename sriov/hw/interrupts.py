@@ -96,6 +96,10 @@ class VfInterrupts(_Vectors):
     )
     num_queues = R.VF_MAX_QUEUES
 
+    def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
+        super().__init__(fn, regs)
+        self.reset()
+
     def reset(self) -> None:
         """After the device zeroed the VF's registers: every vector masked, idle."""
         for m in self.vectors:
@@ -230,6 +234,7 @@ class PfInterrupts(_Vectors):
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         super().__init__(fn, regs)
         self.other = VectorModerator(fn.device.clock, self._fired_other)
+        self.reset()
 
     def reset(self) -> None:
         """After a PF reset zeroed the registers: every vector disabled, idle."""
