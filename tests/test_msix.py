@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sriov.drivers import coalesce
 from sriov.drivers.coalesce import (
     BULK_LATENCY,
     ITR_12K,
@@ -538,3 +539,67 @@ def test_adaptive_itr_converges_for_steady_traffic() -> None:
     for _ in range(60):
         s = adaptive_itr(s, rx_bytes=64, rx_packets=1)  # a ping now and then
     assert s.rx_range == LOWEST_LATENCY and s.itr == ITR_100K
+
+
+# -- the driver-side MSI-X set-up helpers ------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(
+    writes=st.lists(
+        st.tuples(st.sampled_from([-1, 0, 1]), st.integers(0, 7), st.integers(0, 2)), min_size=1, max_size=12
+    )
+)
+def test_set_ivar_helper_writes_what_ixgbevf_writes(writes) -> None:
+    a = Device82599("a", SimClock(), Iommu())
+    b = Device82599("b", SimClock(), Iommu())
+    for d in (a, b):
+        d.sriov_enable(1)
+    for direction, queue, vector in writes:
+        set_ivar(a.vf(0), direction, queue, vector)
+        coalesce.set_ivar(b.vf(0), direction, queue, vector)
+    for reg in [R.VTIVAR(x) for x in range(4)] + [R.VTIVAR_MISC]:
+        assert a.vf(0).read32(reg) == b.vf(0).read32(reg)
+
+
+@pytest.mark.parametrize(("queues", "mask", "mbx"), [(1, 0b011, 1), (2, 0b111, 2), (4, 0b111, 2)])
+def test_configure_vf_msix_and_irq_enable(dev: Device82599, queues: int, mask: int, mbx: int) -> None:
+    vf = dev.vf(0)
+    assert coalesce.configure_vf_msix(vf, queues, rx_usecs=50) == (mask, mbx)
+    coalesce.irq_enable(vf, mask)
+    assert vf.read32(R.VTEIMS) == vf.read32(R.VTEIAM) == vf.read32(R.VTEIAC) == mask
+    assert queue_vectors(vf) == list(range(mbx))
+    rec = Recorder(vf, range(3))
+    completion(dev, *range(queues))
+    dev.pf.write32(R.PFMAILBOX(0), R.PFMAILBOX_STS)
+    dev.clock.advance(LATENCY)
+    assert sorted(v for v, _ in rec.got) == list(range(mbx + 1))
+    names = vf.interrupt_counts()
+    assert names["eth0-vf0-mbx"] == 1 and sum(names.values()) == mbx + 1 and len(names) == 3
+    coalesce.irq_disable(vf)
+    assert vf.read32(R.VTEIMS) == 0 and vf.read32(R.VTEIAM) == 0
+    with pytest.raises(ConfigError):
+        coalesce.configure_vf_msix(vf, 9)
+
+
+def test_tx_completions_use_the_tx_entries(dev: Device82599) -> None:
+    vf = dev.vf(1)
+    set_ivar(vf, 1, 0, 1)  # queue 0: TX on vector 1, RX not routed
+    vf.write32(R.VTEIMS, 0b111)
+    dev.tx_queues_completed([dev.vf_queue(1, 0)])
+    assert vf.read32(R.VTEICR) == 0b010
+    completion(dev, dev.vf_queue(1, 0))
+    assert vf.msix.unrouted == 1
+
+
+def test_adaptive_mode_reprograms_the_interval_the_device_uses(dev: Device82599) -> None:
+    """A driver loop: after each poll the adaptive rule may change VTEITR; the device follows."""
+    vf = dev.vf(0)
+    mask, _ = coalesce.configure_vf_msix(vf, 1, rx_usecs=coalesce.ADAPTIVE)
+    coalesce.irq_enable(vf, mask)
+    assert vf.msix.vectors[0].interval_ns == (ITR_20K >> 3) * 2048
+    state = ItrState()
+    for _ in range(40):  # bulk traffic: 64 full-size frames per poll
+        state = adaptive_itr(state, rx_bytes=64 * 1514, rx_packets=64)
+        coalesce.write_eitr(vf, 0, state.itr)
+    assert vf.read32(R.VTEITR(0)) == state.itr & R.MAX_EITR
+    assert vf.msix.vectors[0].interval_ns == (state.itr & R.MAX_EITR) >> 3 << 11
+    assert state.itr > ITR_20K

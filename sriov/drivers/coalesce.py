@@ -120,6 +120,69 @@ def set_coalesce(fn: _Function, rx_usecs: int, vectors: Iterable[int] | None = N
     return itr
 
 
+# -- MSI-X set-up as ixgbevf_configure_msix / ixgbevf_irq_enable do it --------------------------------
+RX, TX, OTHER = 0, 1, -1  # ixgbe_set_ivar directions
+
+
+def set_ivar(fn: _Function, direction: int, queue: int, vector: int) -> None:
+    """Route a queue's RX (0) or TX (1) cause, or the other causes (-1), to ``vector``.
+
+    VF: VTIVAR(queue >> 1), entry at bit ``16 * (queue & 1) + 8 * direction``, other
+    causes in VTIVAR_MISC bits 7:0. PF: IVAR(queue >> 1) likewise, other causes in
+    IVAR_MISC bits 15:8. Each entry carries ALLOC_VAL.
+    """
+    vf = _is_vf(fn)
+    queues = R.VF_MAX_QUEUES if vf else R.MAX_QUEUES
+    limit = R.VF_MSIX_VECTORS if vf else R.PF_MSIX_VECTORS
+    if direction not in (RX, TX, OTHER):
+        raise ConfigError(f"direction must be 0 (RX), 1 (TX) or -1 (other), got {direction!r}")
+    if not 0 <= vector < limit or (direction != OTHER and not 0 <= queue < queues):
+        raise ConfigError(f"queue must be in 0..{queues - 1} and vector in 0..{limit - 1}")
+    if direction == OTHER:
+        reg, shift = (R.VTIVAR_MISC, 0) if vf else (R.IVAR_MISC, 8)
+    else:
+        reg = R.VTIVAR(queue >> 1) if vf else R.IVAR(queue >> 1)
+        shift = 16 * (queue & 1) + 8 * direction
+    value = fn.read32(reg) & ~(0xFF << shift)
+    fn.write32(reg, value | (vector | R.IVAR_ALLOC_VAL) << shift)
+
+
+def configure_vf_msix(fn: _Function, num_queues: int, rx_usecs: int = ADAPTIVE) -> tuple[int, int]:
+    """ixgbevf_configure_msix: queue q on queue vector ``q % q_vectors``, the mailbox vector last.
+
+    ``q_vectors = min(num_queues, 2)``. Programs VTIVAR (RX and TX), VTIVAR_MISC and the
+    queue vectors' VTEITR. Returns ``(eims_enable_mask, mailbox_vector)``; enable with
+    `irq_enable`.
+    """
+    if not isinstance(num_queues, int) or not 1 <= num_queues <= R.VF_MAX_QUEUES:
+        raise ConfigError(f"num_queues must be an int in 1..{R.VF_MAX_QUEUES}, got {num_queues!r}")
+    itr = itr_for_rx_usecs(rx_usecs)
+    q_vectors = min(num_queues, R.VF_QUEUE_VECTORS)
+    for q in range(num_queues):
+        set_ivar(fn, RX, q, q % q_vectors)
+        set_ivar(fn, TX, q, q % q_vectors)
+    for v in range(q_vectors):
+        write_eitr(fn, v, itr)
+    set_ivar(fn, OTHER, 1, q_vectors)
+    return (1 << (q_vectors + 1)) - 1, q_vectors
+
+
+def irq_enable(fn: _Function, mask: int) -> None:
+    """ixgbevf_irq_enable: auto-mask and auto-clear every vector in ``mask``, then enable them."""
+    if not _is_vf(fn):
+        raise ConfigError("irq_enable is the VF's sequence; the PF programs EIAM_EX/EIMS_EX itself")
+    fn.write32(R.VTEIAM, mask)
+    fn.write32(R.VTEIAC, mask)
+    fn.write32(R.VTEIMS, mask)
+
+
+def irq_disable(fn: _Function) -> None:
+    """ixgbevf_irq_disable: no auto-mask, every vector masked, no auto-clear."""
+    fn.write32(R.VTEIAM, 0)
+    fn.write32(R.VTEIMC, 0xFFFFFFFF)
+    fn.write32(R.VTEIAC, 0)
+
+
 # -- adaptive ITR (rx-usecs 1) --------------------------------------------------------------------
 def update_latency_range(itr: int, latency_range: int, total_bytes: int, total_packets: int) -> int:
     """ixgbevf_update_itr for one ring: the new latency range from the last timeslice's traffic."""
@@ -175,12 +238,19 @@ __all__ = [
     "LOWEST_LATENCY",
     "LOW_LATENCY",
     "MAX_RX_USECS",
+    "OTHER",
+    "RX",
+    "TX",
     "ItrState",
     "adaptive_itr",
+    "configure_vf_msix",
     "eitr_value",
+    "irq_disable",
+    "irq_enable",
     "itr_for_rx_usecs",
     "queue_vectors",
     "set_coalesce",
+    "set_ivar",
     "update_latency_range",
     "write_eitr",
 ]

@@ -411,15 +411,22 @@ class Device82599:
             raise ConfigError(f"queues {bad!r} are outside 0..{R.MAX_QUEUES - 1}")
         self._raise_rx(queues)
 
-    def _raise_rx(self, queues: list[int]) -> None:
+    def tx_queues_completed(self, queues: list[int]) -> None:
+        """Transmit completions on PF queues ``queues``: their TX causes, as `rx_queues_raised`."""
+        bad = [q for q in queues if not isinstance(q, int) or not 0 <= q < R.MAX_QUEUES]
+        if bad:
+            raise ConfigError(f"queues {bad!r} are outside 0..{R.MAX_QUEUES - 1}")
+        self._raise_rx(queues, tx=True)
+
+    def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
         qpp = self.queues_per_pool()
         vfs = self.vfs
         for q in queues:
             pool, vq = divmod(q, qpp)
             if pool < len(vfs):
-                vfs[pool].msix.raise_queue(vq)
+                vfs[pool].msix.raise_queue(vq, tx)
             else:
-                self.pf.msix.raise_queue(q)
+                self.pf.msix.raise_queue(q, tx)
 
     def _read_ssvpc(self) -> int:
         value = self._load(R.SSVPC)
