@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from sriov.batch import Batch
 from sriov.errors import CaptureError, ConfigError
 from sriov.traffic.capture import MAX_CAPLEN, read_comments, read_pcap, write_pcap, write_pcapng
+from sriov.traffic.synth import TrafficProfile, generate
 
 PCAPS = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "tcpdump-tests"
 if not PCAPS.is_dir():  # the shared tree sits beside the checkout: /work/shared
@@ -243,6 +244,31 @@ def test_round_trip_random_batches(ns: bool, tmp_path: Path) -> None:
             assert back == b
 
 
+SYNTH = [
+    TrafficProfile(frames=3_000, sizes="imix", rate="10G", dst=("02:00:00:00:00:10", "02:00:00:00:00:11"),
+                   vlans=(0, 10), broadcast_share=0.05, multicast_share=0.05, start_ns=1_700_000_000 * 10**9),
+    TrafficProfile(frames=1_000, sizes={"uniform": [64, 9728]}, rate="100kpps", vlans=(7,)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", SYNTH, ids=["imix-10G", "uniform-jumbo-100kpps"])
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("ns", [True, False])
+def test_synth_round_trip_is_identical(profile: TrafficProfile, fmt: str, ns: bool, tmp_path: Path) -> None:
+    b = generate(profile, seed=42)
+    path = tmp_path / f"s.{fmt}"
+    (write_pcap if fmt == "pcap" else write_pcapng)(path, b, nanosecond=ns)
+    back = read_pcap(path)
+    assert back.format == fmt
+    if ns:
+        assert back == b
+    else:  # microsecond files keep the frames and the microseconds
+        want = Batch(b.data, b.offsets, b.lengths, b.timestamps_ns // 1000 * 1000)
+        assert back == want
+        exact = profile.rate == "100kpps"  # every timestamp a whole microsecond: identical either way
+        assert (back == b) == exact
+
+
 def test_round_trip_of_a_strided_batch_view() -> None:
     b = make_batch(50, seed=3)[::3]  # offsets not in order of the buffer: the writer gathers
     out = io.BytesIO()
@@ -433,3 +459,31 @@ def test_tshark_reads_our_files(ns: bool, tmp_path: Path) -> None:
         rows = _tshark_fields(path)
         assert [r[0] for r in rows] == b.lengths.tolist()
         assert [r[1] for r in rows] == want_ts.tolist()
+
+
+needs_tshark = pytest.mark.skipif(
+    shutil.which("tshark") is None or shutil.which("editcap") is None,
+    reason="tshark/editcap are not installed (CI installs them)",
+)
+
+
+@needs_tshark
+def test_tshark_shows_our_drop_reason_comments(tmp_path: Path) -> None:
+    b = make_batch(3, seed=2)
+    path = tmp_path / "drops.pcapng"
+    write_pcapng(path, b, comments=["rx_no_pool", None, "rx_vlan_filtered"])
+    res = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.comment"],
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert res.stdout.splitlines() == ["rx_no_pool", "", "rx_vlan_filtered"]
+
+
+@needs_tshark
+@needs_real
+@pytest.mark.parametrize("fmt", ["pcapng", "nsecpcap", "pcap"])
+def test_files_tshark_writes_read_back_identically(fmt: str, tmp_path: Path) -> None:
+    for path in [p for p in REAL if p.name not in set(NOT_ETHERNET) | OVER_SNAPLEN][:8]:
+        out = tmp_path / f"{path.stem}.{fmt}"
+        subprocess.run(
+            ["editcap", "-F", fmt, str(path), str(out)], capture_output=True, timeout=60, check=True
+        )
+        assert read_pcap(out) == read_pcap(path), path.name
