@@ -8,6 +8,7 @@ MAC first, no preamble, no FCS.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -94,6 +95,19 @@ class Batch:
     ) -> Batch:
         """Wrap existing arrays without copying (they must already have the right dtypes)."""
         return cls(data, offsets, lengths, timestamps_ns)
+
+    @classmethod
+    def from_scapy(cls, packets: Iterable[Any]) -> Batch:
+        """Copy scapy Ethernet packets into a Batch (the ``scapy`` extra; see sriov.traffic.scapy_interop)."""
+        from sriov.traffic.scapy_interop import from_scapy
+
+        return from_scapy(packets)
+
+    def to_scapy(self) -> list[Any]:
+        """Each frame as a scapy ``Ether`` with its timestamp (the ``scapy`` extra)."""
+        from sriov.traffic.scapy_interop import to_scapy
+
+        return to_scapy(self)
 
     @classmethod
     def empty(cls) -> Batch:

@@ -487,3 +487,52 @@ def test_files_tshark_writes_read_back_identically(fmt: str, tmp_path: Path) -> 
             ["editcap", "-F", fmt, str(path), str(out)], capture_output=True, timeout=60, check=True
         )
         assert read_pcap(out) == read_pcap(path), path.name
+
+
+# -- scapy interop (optional extra) -------------------------------------------------------------------
+def test_scapy_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "scapy.layers", None)
+    monkeypatch.setitem(sys.modules, "scapy.utils", None)
+    with pytest.raises(ConfigError, match=r"scapy is not installed: pip install 'sriov\[scapy\]'"):
+        Batch.from_scapy([])
+    with pytest.raises(ConfigError, match="scapy is not installed"):
+        make_batch(1).to_scapy()
+
+
+def test_scapy_round_trip() -> None:
+    pytest.importorskip("scapy")
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1Q, Dot3, Ether
+    from scapy.utils import EDecimal
+
+    first = Ether(dst="02:00:00:00:00:10", src="02:00:00:00:ff:01") / IP(dst="10.1.0.0") / UDP(dport=9)
+    pkts = [
+        first / (b"x" * 20),
+        Ether(dst="ff:ff:ff:ff:ff:ff") / Dot1Q(vlan=100) / IP() / UDP(),
+        Dot3(dst="01:80:c2:00:00:00") / (b"\x42\x42\x03" + b"\0" * 40),
+    ]
+    pkts[0].time = EDecimal("1700000000.123456789")
+    pkts[1].time = 1.5
+    pkts[2].time = EDecimal(2)
+    b = Batch.from_scapy(pkts)
+    assert b.to_list() == [bytes(p) for p in pkts]
+    assert b.timestamps_ns.tolist() == [1_700_000_000_123_456_789, 1_500_000_000, 2_000_000_000]
+    back = b.to_scapy()
+    assert [bytes(p) for p in back] == b.to_list()
+    assert back[1][Dot1Q].vlan == 100 and back[0][UDP].dport == 9
+    assert Batch.from_scapy(back) == b
+    with pytest.raises(ConfigError, match=r"packet 0 is IP, not an Ethernet frame"):
+        Batch.from_scapy([IP()])
+
+
+def test_scapy_agrees_with_the_synthesised_headers() -> None:
+    pytest.importorskip("scapy")
+    from scapy.layers.inet import IP, UDP
+
+    b = generate(TrafficProfile(frames=50, sizes="imix", vlans=(0, 10), broadcast_share=0.2), seed=1)
+    for p in b.to_scapy():
+        ip = p[IP]
+        got = ip.chksum
+        del ip.chksum
+        assert IP(bytes(ip)).chksum == got  # scapy recomputes the same header checksum
+        assert p[UDP].len == ip.len - 20
