@@ -6,5 +6,15 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 """
 
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
+from sriov.golden.rx import DropReason, RxKernel, select_pools
 
-__all__ = ["mac_key", "mta_vector", "mta_vectors", "rar_lookup", "rar_pools"]
+__all__ = [
+    "DropReason",
+    "RxKernel",
+    "mac_key",
+    "mta_vector",
+    "mta_vectors",
+    "rar_lookup",
+    "rar_pools",
+    "select_pools",
+]

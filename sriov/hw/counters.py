@@ -30,6 +30,8 @@ PORT_COUNTERS = (
     "tx_dma_faults",
     "tx_wire_packets",
     "tx_local_packets",
+    # receive conservation (issue 4): rx_frames_in = rx_classified + the four port-level drops
+    "rx_classified",  # frames the L2 switch sent to >= 1 pool (before any per-queue drop)
 )
 
 # Per pool (the pool of VF n is n; the PF's pool is num_vfs).
@@ -45,6 +47,8 @@ POOL_COUNTERS = (
     "tx_spoofed",
     "tx_dropped",
     "tx_dma_faults",
+    # receive conservation (issue 4): rx_copies = rx_packets + rx_dropped + rx_dma_faults + rx_queue_disabled
+    "rx_copies",  # copies of frames the L2 switch sent to this pool
 )
 
 PORT = {name: i for i, name in enumerate(PORT_COUNTERS)}

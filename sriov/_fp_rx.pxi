@@ -1,0 +1,618 @@
+# The receive flow (MODEL.md "Frames at the port", "Pool selection", "Into the ring"): one batch of
+# frames -> length checks, VLAN tag, L2 switch, one copy per pool into the pool's first queue through
+# the owning function's IOMMU domain, write-back descriptors, RDH, counters.
+# GIL released for the whole batch; nothing allocated per frame; every index is checked before use,
+# so no frame bytes and no register value can make it read or write outside the arrays it holds.
+# Twin: sriov/golden/rx.py (RxKernel).
+
+from sriov.errors import ConfigError as _ConfigError
+from sriov.hw import counters as _C
+from sriov.hw import iommu as _iommu
+import numpy as _np
+
+cdef Py_ssize_t _W_RXQ_LO = _R.RX_QUEUE_BASE_LO // 4
+cdef Py_ssize_t _W_RXQ_HI = _R.RX_QUEUE_BASE_HI // 4
+cdef Py_ssize_t _QW_RDBAL = _R.Q_RDBAL // 4
+cdef Py_ssize_t _QW_RDBAH = _R.Q_RDBAH // 4
+cdef Py_ssize_t _QW_RDLEN = _R.Q_RDLEN // 4
+cdef Py_ssize_t _QW_RDH = _R.Q_RDH // 4
+cdef Py_ssize_t _QW_SRRCTL = _R.Q_SRRCTL // 4
+cdef Py_ssize_t _QW_RDT = _R.Q_RDT // 4
+cdef Py_ssize_t _QW_RXDCTL = _R.Q_RXDCTL // 4
+cdef int _MAX_QUEUES = _R.MAX_QUEUES
+cdef uint32_t _RXDCTL_ENABLE = _R.RXDCTL_ENABLE
+cdef uint32_t _RXDCTL_VME = _R.RXDCTL_VME
+cdef uint32_t _SRRCTL_DROP_EN = _R.SRRCTL_DROP_EN
+cdef uint32_t _SRRCTL_BSIZE_MASK = _R.SRRCTL_BSIZEPKT_MASK
+cdef uint32_t _SRRCTL_BSIZE_SHIFT = _R.SRRCTL_BSIZEPKT_SHIFT
+cdef uint8_t _QDE_ENABLE = _R.QDE_ENABLE
+cdef uint32_t _STAT_DD = _R.RXD_STAT_DD
+cdef uint32_t _STAT_EOP = _R.RXD_STAT_EOP
+cdef uint32_t _STAT_VP = _R.RXD_STAT_VP
+cdef uint32_t _ETH_HLEN = _R.ETH_HLEN
+cdef uint32_t _VLAN_HLEN = _R.VLAN_HLEN
+cdef uint32_t _ETH_ZLEN = _R.ETH_ZLEN
+cdef uint32_t _ETH_FCS_LEN = _R.ETH_FCS_LEN
+cdef uint64_t _PTE_VALID = <uint64_t>_iommu.PTE_VALID
+cdef uint64_t _PTE_WRITABLE = <uint64_t>_iommu.PTE_WRITABLE
+cdef int _PTE_BUFFER_SHIFT = _iommu.PTE_BUFFER_SHIFT
+cdef uint64_t _PTE_BUFFER_MASK = _iommu.PTE_BUFFER_MASK
+cdef uint64_t _PTE_OFFSET_MASK = _iommu.PTE_OFFSET_MASK
+cdef int _PAGE_SHIFT = _iommu.PAGE_SHIFT
+cdef uint64_t _PAGE_MASK = _iommu.PAGE_SIZE - 1
+cdef uint8_t _FAULT_NOT_MAPPED = _iommu.FAULT_NOT_MAPPED
+cdef uint8_t _FAULT_READ_ONLY = _iommu.FAULT_READ_ONLY
+
+cdef enum:
+    _MAX_FRAME_DESCS = 64     # a frame of <= 65535 bytes in buffers of >= 1 KiB
+    _MAX_CHUNKS = 192         # page-sized pieces of one frame's buffers (<= 16 + 2 per descriptor)
+    _Q_UNLOADED = 0
+    _Q_READY = 1
+    _Q_DISABLED = 2
+
+# port counter slots the kernel adds to, in this order (names from sriov/hw/counters.py)
+_PORT_SLOTS = ("rx_frames_in", "rx_packets", "rx_bytes", "rx_length_errors", "rx_long_length_errors",
+               "rx_vlan_filtered", "rx_no_pool", "rx_pool_copies", "rx_no_dma_resources", "rx_dma_faults",
+               "rx_queue_disabled", "rx_missed_errors", "rx_broadcast", "rx_multicast", "rx_classified")
+cdef enum:
+    _P_IN = 0
+    _P_PACKETS
+    _P_BYTES
+    _P_LENGTH
+    _P_LONG
+    _P_VLAN
+    _P_NOPOOL
+    _P_COPIES
+    _P_NODMA
+    _P_FAULT
+    _P_QDIS
+    _P_MISSED
+    _P_BCAST
+    _P_MCAST
+    _P_CLASSIFIED
+    _P_N
+_POOL_SLOTS = ("rx_copies", "rx_packets", "rx_bytes", "rx_multicast", "rx_dropped", "rx_dma_faults",
+               "rx_queue_disabled")
+cdef enum:
+    _Q_COPIES = 0
+    _Q_PACKETS
+    _Q_BYTES
+    _Q_MCAST
+    _Q_DROPPED
+    _Q_FAULT
+    _Q_QDIS
+    _Q_N
+
+
+cdef struct QState:
+    int state
+    int q                   # PF queue index
+    uint32_t* blk           # the queue's 16-word register block
+    uint64_t base           # ring IOVA (RDBAL bits 6:0 ignored)
+    uint32_t count          # descriptors in the ring
+    uint32_t head
+    uint32_t avail          # descriptors hardware owns (head .. tail-1)
+    uint32_t bsize
+    bint strip_on
+    bint drop_en
+    bint moved              # head advanced this batch: RDH is written back
+    const uint64_t* pt      # owning function's IOMMU page table
+    uint64_t npt
+    int32_t domain
+
+
+cdef inline uint64_t _ld64le(const uint8_t* p) noexcept nogil:
+    return (<uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
+            | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40) | (<uint64_t>p[6] << 48)
+            | (<uint64_t>p[7] << 56))
+
+
+cdef inline void _st32le(uint8_t* p, uint32_t v) noexcept nogil:
+    p[0] = v & 0xFF
+    p[1] = (v >> 8) & 0xFF
+    p[2] = (v >> 16) & 0xFF
+    p[3] = (v >> 24) & 0xFF
+
+
+cdef inline void _emit(uint8_t* dst, const uint8_t* f, uint32_t flen, uint32_t p, uint32_t n) noexcept nogil:
+    """Bytes [p, p+n) of the frame as the port sees it: captured bytes, then zero padding."""
+    cdef uint32_t k
+    if p < flen:
+        k = flen - p
+        if k > n:
+            k = n
+        memmove(dst, f + p, k)
+        dst += k
+        n -= k
+    if n:
+        memset(dst, 0, n)
+
+
+cdef inline void _stream(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t o,
+                         uint32_t n) noexcept nogil:
+    """Bytes [o, o+n) of the frame as delivered: the port's frame minus the VLAN tag when stripped."""
+    cdef uint32_t k
+    if strip:
+        if o < 12:
+            k = 12 - o
+            if k > n:
+                k = n
+            _emit(dst, f, flen, o, k)
+            dst += k
+            o += k
+            n -= k
+        if n:
+            _emit(dst, f, flen, o + 4, n)
+    else:
+        _emit(dst, f, flen, o, n)
+
+
+cdef Py_ssize_t _first_out_of_bounds(Py_ssize_t data_len, const int64_t* offs, const uint32_t* lens,
+                                     Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if offs[i] < 0 or offs[i] > data_len or <int64_t>lens[i] > data_len - offs[i]:
+            return i
+    return -1
+
+
+cdef class RxKernel:
+    """The receive flow of one port, bound once to the device's arrays (compiled twin of
+    ``sriov.golden.rx.RxKernel``).
+
+    ``receive(...)`` runs a whole batch; ``bind(...)`` then ``burst(n)`` is the embedding entry point:
+    arrays bound once, frames ``[0, n)`` of them run per call with no allocation. ``queue_frames[q]``
+    holds the frames written to PF queue ``q`` by the last call. Not for two threads at once (one
+    kernel per port; two ports run in parallel, the GIL is released).
+    """
+
+    cdef object device
+    cdef object iommu
+    cdef readonly object queue_frames
+    cdef L2Tables t
+    cdef uint32_t[::1] _regs
+    cdef uint64_t[::1] _port
+    cdef uint64_t[::1] _pool
+    cdef const uint8_t[::1] _qde
+    cdef uint32_t[::1] _qframes
+    cdef int port_slot[_P_N]
+    cdef int pool_slot[_Q_N]
+    cdef int npc
+    # IOMMU binding (re-done when iommu.generation or the VF count changes)
+    cdef Py_ssize_t generation
+    cdef Py_ssize_t nvfs
+    cdef list _keep
+    cdef const uint64_t* pool_pt[64]
+    cdef uint64_t pool_npt[64]
+    cdef int32_t pool_dom[64]
+    cdef const uint64_t* pf_pt
+    cdef uint64_t pf_npt
+    cdef int32_t pf_dom
+    cdef const uint64_t* buf_addr
+    cdef const uint64_t* buf_size
+    cdef uint64_t nbuf
+    cdef int32_t* f_dom
+    cdef uint64_t* f_addr
+    cdef uint8_t* f_kind
+    cdef uint64_t* f_total
+    cdef uint64_t* f_counts
+    cdef uint64_t f_log
+    cdef uint64_t n_fcounts
+    # per-batch queue state
+    cdef QState qs[64]
+    cdef int loaded[64]
+    cdef int nloaded
+    cdef uint8_t* dptr[_MAX_FRAME_DESCS]
+    cdef uint32_t dlen_of[_MAX_FRAME_DESCS]
+    cdef uint8_t* cptr[_MAX_CHUNKS]
+    cdef uint32_t clen[_MAX_CHUNKS]
+    # bound burst arrays
+    cdef bint bound
+    cdef Py_ssize_t bcap
+    cdef const uint8_t[::1] b_data
+    cdef const int64_t[::1] b_offs
+    cdef const uint32_t[::1] b_lens
+    cdef const int64_t[::1] b_ts
+    cdef uint64_t[::1] b_sel
+    cdef uint64_t[::1] b_dlv
+    cdef uint8_t[::1] b_rsn
+
+    def __init__(self, device):
+        cdef int i
+        self.device = device
+        self.iommu = device.iommu
+        self._regs = device.regs
+        self.t.regs = &self._regs[0]
+        self.t.built = False
+        self._port = device.state.port_counters
+        self._pool = device.state.pool_counters.reshape(-1)
+        if not _np.shares_memory(self._pool, device.state.pool_counters):
+            raise _ConfigError("pool counters must be one contiguous array")
+        self._qde = device.qde
+        self.npc = len(_C.POOL_COUNTERS)
+        for i, name in enumerate(_PORT_SLOTS):
+            self.port_slot[i] = _C.PORT[name]
+        for i, name in enumerate(_POOL_SLOTS):
+            self.pool_slot[i] = _C.POOL[name]
+        self.queue_frames = _np.zeros(_MAX_QUEUES, dtype=_np.uint32)
+        self._qframes = self.queue_frames
+        self.nloaded = 0
+        for i in range(64):
+            self.qs[i].state = _Q_UNLOADED
+        self.bound = False
+        self._bind_iommu()
+
+    def _bind_iommu(self):
+        """Take raw pointers to the page tables, buffer table and fault log (after any reallocation)."""
+        cdef int p
+        cdef uint64_t[::1] mv
+        cdef const uint64_t[::1] cmv
+        cdef int32_t[::1] dmv
+        cdef uint8_t[::1] kmv
+        iommu = self.iommu
+        device = self.device
+        self._keep = []
+        self.generation = iommu.generation
+        self.nvfs = len(device.vfs)
+        for p in range(64):
+            fn = device.vfs[p] if p < self.nvfs else device.pf
+            cmv = fn.domain.page_table
+            self._keep.append(cmv)
+            self.pool_pt[p] = &cmv[0]
+            self.pool_npt[p] = cmv.shape[0]
+            self.pool_dom[p] = fn.domain.id
+        cmv = device.pf.domain.page_table
+        self._keep.append(cmv)
+        self.pf_pt = &cmv[0]
+        self.pf_npt = cmv.shape[0]
+        self.pf_dom = device.pf.domain.id
+        cmv = iommu.buffer_addrs
+        self._keep.append(cmv)
+        self.buf_addr = &cmv[0]
+        self.nbuf = cmv.shape[0]
+        cmv = iommu.buffer_sizes
+        self._keep.append(cmv)
+        self.buf_size = &cmv[0]
+        if <uint64_t>cmv.shape[0] < self.nbuf:
+            self.nbuf = cmv.shape[0]
+        dmv = iommu.fault_domain
+        self._keep.append(dmv)
+        self.f_dom = &dmv[0]
+        self.f_log = dmv.shape[0]
+        mv = iommu.fault_addr
+        self._keep.append(mv)
+        self.f_addr = &mv[0]
+        if <uint64_t>mv.shape[0] < self.f_log:
+            self.f_log = mv.shape[0]
+        kmv = iommu.fault_kind
+        self._keep.append(kmv)
+        self.f_kind = &kmv[0]
+        if <uint64_t>kmv.shape[0] < self.f_log:
+            self.f_log = kmv.shape[0]
+        mv = iommu.fault_total
+        self._keep.append(mv)
+        self.f_total = &mv[0]
+        mv = iommu.fault_counts
+        self._keep.append(mv)
+        self.f_counts = &mv[0]
+        self.n_fcounts = mv.shape[0]
+
+    cdef inline int _check_binding(self) except -1:
+        if self.iommu.generation != self.generation or len(self.device.vfs) != self.nvfs:
+            self._bind_iommu()
+        return 0
+
+    # -- Python entry points --------------------------------------------------------------------
+    def receive(self, const uint8_t[::1] data not None, const int64_t[::1] offsets not None,
+                const uint32_t[::1] lengths not None, const int64_t[::1] timestamps not None,
+                uint64_t[::1] selected not None, uint64_t[::1] delivered not None,
+                uint8_t[::1] reasons not None):
+        """Run every frame of the batch; returns the frames delivered to at least one pool."""
+        cdef Py_ssize_t n = offsets.shape[0]
+        cdef Py_ssize_t bad, res = 0
+        if lengths.shape[0] != n or timestamps.shape[0] != n:
+            raise _ConfigError(f"offsets, lengths and timestamps differ in length ({n}, {lengths.shape[0]})")
+        if selected.shape[0] < n or delivered.shape[0] < n or reasons.shape[0] < n:
+            raise _ConfigError(f"selected, delivered and reasons must each have >= {n} slots")
+        if n == 0:
+            self._qframes[:] = 0
+            return 0
+        self._check_binding()
+        with nogil:
+            bad = _first_out_of_bounds(data.shape[0], &offsets[0], &lengths[0], n)
+            if bad < 0:
+                res = self._run(&data[0] if data.shape[0] else NULL, &offsets[0], &lengths[0], n,
+                                &selected[0], &delivered[0], &reasons[0])
+        if bad >= 0:
+            raise _ConfigError(
+                f"frame {bad} ([{offsets[bad]}, {offsets[bad] + lengths[bad]})) lies outside the "
+                f"{data.shape[0]}-byte data buffer")
+        return res
+
+    def bind(self, const uint8_t[::1] data not None, const int64_t[::1] offsets not None,
+             const uint32_t[::1] lengths not None, const int64_t[::1] timestamps not None,
+             uint64_t[::1] selected not None, uint64_t[::1] delivered not None,
+             uint8_t[::1] reasons not None):
+        """Bind the preallocated arrays `burst` works on."""
+        cdef Py_ssize_t n = offsets.shape[0]
+        if lengths.shape[0] != n or timestamps.shape[0] != n:
+            raise _ConfigError(f"offsets, lengths and timestamps differ in length ({n}, {lengths.shape[0]})")
+        if selected.shape[0] < n or delivered.shape[0] < n or reasons.shape[0] < n:
+            raise _ConfigError(f"selected, delivered and reasons must each have >= {n} slots")
+        self.b_data, self.b_offs, self.b_lens, self.b_ts = data, offsets, lengths, timestamps
+        self.b_sel, self.b_dlv, self.b_rsn = selected, delivered, reasons
+        self.bcap = n
+        self.bound = True
+
+    cpdef Py_ssize_t burst(self, Py_ssize_t n) except -1:
+        """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered."""
+        cdef Py_ssize_t bad = -1, res = 0
+        if not self.bound:
+            raise _ConfigError("burst() before bind(): bind the preallocated arrays first")
+        if n < 0 or n > self.bcap:
+            raise _ConfigError(f"burst of {n} frames; the bound arrays hold 0..{self.bcap}")
+        if n == 0:
+            self._qframes[:] = 0
+            return 0
+        self._check_binding()
+        with nogil:
+            bad = _first_out_of_bounds(self.b_data.shape[0], &self.b_offs[0], &self.b_lens[0], n)
+            if bad < 0:
+                res = self._run(&self.b_data[0] if self.b_data.shape[0] else NULL, &self.b_offs[0],
+                                &self.b_lens[0], n, &self.b_sel[0], &self.b_dlv[0], &self.b_rsn[0])
+        if bad >= 0:
+            raise _ConfigError(f"frame {bad} lies outside the {self.b_data.shape[0]}-byte data buffer")
+        return res
+
+    # -- the kernel -------------------------------------------------------------------------------
+    cdef void _fault(self, int32_t domain, uint64_t addr, int kind) noexcept nogil:
+        cdef uint64_t slot = self.f_total[0] % self.f_log
+        self.f_dom[slot] = domain
+        self.f_addr[slot] = addr
+        self.f_kind[slot] = <uint8_t>kind
+        self.f_total[0] += 1
+        if <uint64_t>domain < self.n_fcounts:
+            self.f_counts[domain] += 1
+
+    cdef inline int _xlate(self, const QState* qs, uint64_t iova, uint32_t span,
+                           uint8_t** out) noexcept nogil:
+        """Host pointer for a write of ``span`` bytes inside one page of ``iova``, or a fault kind."""
+        cdef uint64_t page = iova >> _PAGE_SHIFT
+        cdef uint64_t pte, bid, off
+        if page >= qs.npt:
+            return _FAULT_NOT_MAPPED
+        pte = qs.pt[page]
+        if not pte & _PTE_VALID:
+            return _FAULT_NOT_MAPPED
+        if not pte & _PTE_WRITABLE:
+            return _FAULT_READ_ONLY
+        bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
+        off = (pte & _PTE_OFFSET_MASK) + (iova & _PAGE_MASK)
+        if bid >= self.nbuf or off + span > self.buf_size[bid]:
+            return _FAULT_NOT_MAPPED
+        out[0] = <uint8_t*><uintptr_t>(self.buf_addr[bid] + off)
+        return 0
+
+    cdef QState* _queue(self, int pool) noexcept nogil:
+        """The queue state of a pool's first queue, loaded from its registers once per batch."""
+        cdef QState* qs = &self.qs[pool]
+        cdef int q
+        cdef uint32_t* blk
+        cdef uint32_t rxdctl, srrctl, tail
+        if qs.state != _Q_UNLOADED:
+            return qs
+        self.loaded[self.nloaded] = pool
+        self.nloaded += 1
+        qs.state = _Q_DISABLED
+        q = <int>(pool * self.t.qpp) if self.t.vt else 0
+        qs.q = q
+        if q >= _MAX_QUEUES:
+            return qs
+        blk = &self._regs[0] + (_W_RXQ_LO + q * 16 if q < 64 else _W_RXQ_HI + (q - 64) * 16)
+        rxdctl = blk[_QW_RXDCTL]
+        if not rxdctl & _RXDCTL_ENABLE:
+            return qs
+        srrctl = blk[_QW_SRRCTL]
+        qs.blk = blk
+        qs.base = (<uint64_t>blk[_QW_RDBAH] << 32) | (blk[_QW_RDBAL] & 0xFFFFFF80U)
+        qs.count = (blk[_QW_RDLEN] & 0xFFF80) // 16
+        qs.head = blk[_QW_RDH] & 0xFFFF
+        tail = blk[_QW_RDT] & 0xFFFF
+        if qs.count and qs.head < qs.count and tail < qs.count:
+            qs.avail = (tail + qs.count - qs.head) % qs.count
+        else:
+            qs.avail = 0
+        qs.bsize = (srrctl & _SRRCTL_BSIZE_MASK) << _SRRCTL_BSIZE_SHIFT
+        if qs.bsize == 0:
+            qs.bsize = 2048
+        qs.strip_on = (rxdctl & _RXDCTL_VME) != 0
+        qs.drop_en = (srrctl & _SRRCTL_DROP_EN) != 0 or (self._qde[q] & _QDE_ENABLE) != 0
+        if self.t.vt:
+            qs.pt, qs.npt, qs.domain = self.pool_pt[pool], self.pool_npt[pool], self.pool_dom[pool]
+        else:
+            qs.pt, qs.npt, qs.domain = self.pf_pt, self.pf_npt, self.pf_dom
+        qs.moved = False
+        qs.state = _Q_READY
+        return qs
+
+    cdef int _copy(self, QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
+                   uint32_t tci, uint32_t* written) noexcept nogil:
+        """One pool's copy into its queue (MODEL.md "Into the ring"): 0 or a DropReason."""
+        cdef bint strip
+        cdef uint32_t dlen, need, d, idx, length, span, pos, status, nchunks, c, k
+        cdef uint64_t daddr, addr
+        cdef uint8_t* p = NULL
+        cdef int kind
+        if qs.state != _Q_READY:
+            return QUEUE_DISABLED
+        strip = tagged and qs.strip_on
+        dlen = plen - _VLAN_HLEN if strip else plen
+        need = (dlen + qs.bsize - 1) // qs.bsize
+        if qs.avail < need or need > _MAX_FRAME_DESCS:
+            return NO_DMA_RESOURCES if qs.drop_en else MISSED
+        # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
+        idx = qs.head
+        nchunks = 0
+        for d in range(need):
+            daddr = qs.base + <uint64_t>idx * 16
+            kind = self._xlate(qs, daddr, 16, &p)
+            if kind:
+                self._fault(qs.domain, daddr, kind)
+                return DMA_FAULT
+            self.dptr[d] = p
+            addr = _ld64le(p)
+            length = dlen - d * qs.bsize
+            if length > qs.bsize:
+                length = qs.bsize
+            self.dlen_of[d] = length
+            while length:
+                span = <uint32_t>(_PAGE_MASK + 1 - (addr & _PAGE_MASK))
+                if span > length:
+                    span = length
+                kind = self._xlate(qs, addr, span, &p)
+                if kind:
+                    self._fault(qs.domain, addr, kind)
+                    return DMA_FAULT
+                if nchunks == _MAX_CHUNKS:
+                    return NO_DMA_RESOURCES if qs.drop_en else MISSED  # unreachable: see _MAX_CHUNKS
+                self.cptr[nchunks] = p
+                self.clen[nchunks] = span
+                nchunks += 1
+                addr += span
+                length -= span
+            idx += 1
+            if idx == qs.count:
+                idx = 0
+        # Phase 2: the frame into the buffers, then the write-back descriptors.
+        pos = 0
+        for c in range(nchunks):
+            _stream(self.cptr[c], f, flen, strip, pos, self.clen[c])
+            pos += self.clen[c]
+        for d in range(need):
+            p = self.dptr[d]
+            memset(p, 0, 8)
+            status = _STAT_DD
+            k = 0
+            if d == need - 1:
+                status |= _STAT_EOP
+                if tagged:
+                    status |= _STAT_VP
+                    k = tci
+            _st32le(p + 8, status)
+            p[12] = self.dlen_of[d] & 0xFF
+            p[13] = (self.dlen_of[d] >> 8) & 0xFF
+            p[14] = k & 0xFF
+            p[15] = (k >> 8) & 0xFF
+        qs.head = idx
+        qs.moved = True
+        qs.avail -= need
+        written[0] = dlen
+        return DELIVERED
+
+    cdef Py_ssize_t _run(self, const uint8_t* data, const int64_t* offs, const uint32_t* lens,
+                         Py_ssize_t n, uint64_t* sel, uint64_t* dlv, uint8_t* rsn) noexcept nogil:
+        cdef L2Tables* t = &self.t
+        cdef uint64_t pc[_P_N]
+        cdef uint64_t* pool_c = &self._pool[0]
+        cdef uint32_t* qframes = &self._qframes[0]
+        cdef int npc = self.npc
+        cdef int ps_copies = self.pool_slot[_Q_COPIES], ps_packets = self.pool_slot[_Q_PACKETS]
+        cdef int ps_bytes = self.pool_slot[_Q_BYTES], ps_mcast = self.pool_slot[_Q_MCAST]
+        cdef int ps_dropped = self.pool_slot[_Q_DROPPED], ps_fault = self.pool_slot[_Q_FAULT]
+        cdef int ps_qdis = self.pool_slot[_Q_QDIS]
+        cdef Py_ssize_t i, accepted = 0
+        cdef const uint8_t* f
+        cdef uint32_t flen, plen, tci, written
+        cdef bint tagged, multicast, broadcast
+        cdef uint64_t pools, rem, got
+        cdef int r, first, pool, k
+        cdef QState* qs
+        memset(pc, 0, sizeof(pc))
+        memset(qframes, 0, _MAX_QUEUES * sizeof(uint32_t))
+        l2_refresh(t)
+        for i in range(n):
+            f = data + offs[i]
+            flen = lens[i]
+            pc[_P_IN] += 1
+            sel[i] = 0
+            dlv[i] = 0
+            # the port: length checks and the VLAN tag
+            if flen < _ETH_HLEN:
+                rsn[i] = LENGTH_ERROR
+                pc[_P_LENGTH] += 1
+                continue
+            tagged = ((<uint32_t>f[12] << 8) | f[13]) == t.vet
+            if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
+                rsn[i] = LENGTH_ERROR
+                pc[_P_LENGTH] += 1
+                continue
+            plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+            if <uint64_t>plen + _ETH_FCS_LEN > t.max_frame:
+                rsn[i] = LONG_LENGTH
+                pc[_P_LONG] += 1
+                continue
+            tci = ((<uint32_t>f[14] << 8) | f[15]) if tagged else 0
+            # the switch
+            r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
+            if r != DELIVERED:
+                rsn[i] = <uint8_t>r
+                pc[_P_VLAN if r == VLAN_FILTERED else _P_NOPOOL] += 1
+                continue
+            pc[_P_CLASSIFIED] += 1
+            sel[i] = pools
+            broadcast = _mac_key(f) == _BROADCAST_KEY
+            multicast = (f[0] & 1) != 0 and not broadcast
+            got = 0
+            first = DELIVERED
+            rem = pools
+            while rem:
+                pool = __builtin_ctzll(rem)
+                rem &= rem - 1
+                pc[_P_COPIES] += 1
+                pool_c[pool * npc + ps_copies] += 1
+                qs = self._queue(pool)
+                r = self._copy(qs, f, flen, plen, tagged, tci, &written)
+                if r == DELIVERED:
+                    got |= 1ULL << pool
+                    pool_c[pool * npc + ps_packets] += 1
+                    pool_c[pool * npc + ps_bytes] += written
+                    if multicast:
+                        pool_c[pool * npc + ps_mcast] += 1
+                    qframes[qs.q] += 1
+                    continue
+                if r == NO_DMA_RESOURCES:
+                    pc[_P_NODMA] += 1
+                    pool_c[pool * npc + ps_dropped] += 1
+                elif r == MISSED:
+                    pc[_P_MISSED] += 1
+                    pool_c[pool * npc + ps_dropped] += 1
+                elif r == DMA_FAULT:
+                    pc[_P_FAULT] += 1
+                    pool_c[pool * npc + ps_fault] += 1
+                else:
+                    pc[_P_QDIS] += 1
+                    pool_c[pool * npc + ps_qdis] += 1
+                if first == DELIVERED:
+                    first = r
+            dlv[i] = got
+            if got:
+                accepted += 1
+                pc[_P_PACKETS] += 1
+                pc[_P_BYTES] += plen
+                if broadcast:
+                    pc[_P_BCAST] += 1
+                elif multicast:
+                    pc[_P_MCAST] += 1
+                rsn[i] = DELIVERED
+            else:
+                rsn[i] = <uint8_t>first
+        # the heads the hardware advanced, and the queue states back to "not loaded"
+        for k in range(self.nloaded):
+            qs = &self.qs[self.loaded[k]]
+            if qs.state == _Q_READY and qs.moved:
+                qs.blk[_QW_RDH] = qs.head
+            qs.state = _Q_UNLOADED
+        self.nloaded = 0
+        for k in range(_P_N):
+            self._port[self.port_slot[k]] += pc[k]
+        return accepted
