@@ -1,5 +1,7 @@
 """sriov: a software model of an SR-IOV NIC (Intel 82599 / ixgbe), register- and mailbox-faithful."""
 
+from sriov.drivers.pf import PfDriver
+from sriov.drivers.vf import VfNic
 from sriov.errors import (
     CaptureError,
     ConfigError,
@@ -9,6 +11,7 @@ from sriov.errors import (
     RegisterAccessError,
     SriovError,
 )
+from sriov.host import Host, Port, Vm
 from sriov.hw.clock import SimClock
 from sriov.hw.device import Device82599, PciFunction, PfFunction, VfFunction
 from sriov.hw.iommu import Iommu
@@ -21,12 +24,17 @@ __all__ = [
     "Device82599",
     "DmaFault",
     "DriverStateError",
+    "Host",
     "Iommu",
     "MailboxError",
     "PciFunction",
+    "PfDriver",
     "PfFunction",
+    "Port",
     "RegisterAccessError",
     "SimClock",
     "SriovError",
     "VfFunction",
+    "VfNic",
+    "Vm",
 ]
