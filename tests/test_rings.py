@@ -1,0 +1,104 @@
+"""The driver side of a receive queue (RxRing): programming, posting, polling, refill (issue 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import RxRig, eth
+
+from sriov.drivers.rings import RxRing
+from sriov.errors import ConfigError
+from sriov.hw import regs as R
+
+MAC0 = "02:00:00:00:00:10"
+
+
+def test_up_programs_the_queue_through_the_vf_bar_only(impl) -> None:
+    rig = RxRig(impl, num_vfs=2, ring=32)
+    ring, pf = rig.rings[1], rig.dev.pf
+    q = rig.dev.vf_queue(1, 0)
+    assert pf.read32(R.RDBAL(q)) == ring.ring_addr and pf.read32(R.RDBAH(q)) == 0
+    assert pf.read32(R.RDLEN(q)) == 32 * 16
+    assert pf.read32(R.SRRCTL(q)) == R.SRRCTL_DROP_EN | R.SRRCTL_DESCTYPE_ADV_ONEBUF | 2
+    assert pf.read32(R.RXDCTL(q)) & R.RXDCTL_ENABLE
+    assert pf.read32(R.RDH(q)) == 0 and pf.read32(R.RDT(q)) == 31  # every descriptor but one posted
+    desc = rig.memories[1].view(ring.ring_addr, 32 * 16).view("<u8").reshape(32, 2)
+    assert desc[0, 0] == ring.buffers_addr and desc[1, 0] == ring.buffers_addr + 2048 and not desc[:, 1].any()
+
+
+def test_poll_returns_zero_copy_views_and_refills_on_the_next_poll(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=16)
+    rig.set_mac(0, MAC0)
+    frames = [eth(MAC0, 60 + i) for i in range(5)]
+    rig.receive(frames)
+    batch = rig.rings[0].poll(3)
+    assert batch.to_list() == frames[:3]
+    assert batch.data is rig.memories[0].buffer  # views into guest memory, no copy
+    q = rig.dev.vf_queue(0, 0)
+    assert rig.dev.pf.read32(R.RDT(q)) == 15  # not refilled yet: the caller still owns the buffers
+    assert rig.poll(0) == frames[3:]
+    # the three buffers of the first poll went back: tail moved by 3, DD cleared on them
+    assert rig.dev.pf.read32(R.RDT(q)) == 2
+    assert rig.rings[0].pending() == 0
+
+
+def test_ring_wraps_many_times_and_keeps_every_frame(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=8)
+    rig.set_mac(0, MAC0)
+    got = []
+    sent = []
+    for burst in range(12):
+        frames = [eth(MAC0, 64 + burst * 3 + i) for i in range(5)]
+        sent += frames
+        rig.receive(frames)
+        got += rig.poll(0, 64)  # copies...
+        rig.rings[0].release()  # ...so the buffers can go back at once
+    assert got == sent
+    assert rig.counter(0, "rx_dropped") == 0
+
+
+def test_buffers_held_by_the_caller_are_not_reposted(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=8)
+    rig.set_mac(0, MAC0)
+    rig.receive([eth(MAC0, 100 + i) for i in range(5)])
+    held = rig.rings[0].poll(64)  # views: their buffers stay with the driver until the next poll
+    result = rig.receive([eth(MAC0, 200 + i) for i in range(5)])
+    assert held.to_list() == [eth(MAC0, 100 + i) for i in range(5)]  # not overwritten
+    assert result.counts() == {"DELIVERED": 2, "NO_DMA_RESOURCES": 3}  # only the 2 still posted
+    assert rig.counter(0, "rx_dropped") == 3 and rig.port("rx_no_dma_resources") == 3
+
+
+def test_jumbo_frame_spans_buffers_and_comes_back_as_one_view(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=8, buffer_size=2048)
+    rig.w(R.MAXFRS, 9728 << R.MHADD_MFS_SHIFT)
+    rig.set_mac(0, MAC0)
+    big = [eth(MAC0, 9000), eth(MAC0, 3000), eth(MAC0, 5000)]
+    for _ in range(3):  # the third round wraps a frame round the end of the ring
+        result = rig.receive(big[:2])
+        assert rig.poll(0) == big[:2], result.counts()
+        rig.rings[0].release()
+    assert rig.counter(0, "rx_packets") == 6 and rig.counter(0, "rx_bytes") == 6 * 6000
+
+
+def test_bad_ring_parameters_are_refused(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=8)
+    fn, mem = rig.dev.vfs[0], rig.memories[0]
+    for kw in ({"count": 12}, {"count": 8192}, {"buffer_size": 1000}, {"queue": 8}):
+        with pytest.raises(ConfigError):
+            RxRing(fn, mem, **kw)
+
+
+def test_pf_ring_uses_pf_registers(impl) -> None:
+    rig = RxRig(impl, num_vfs=2, ring=8)
+    from sriov.memory import GuestMemory
+
+    host = GuestMemory(1 << 20, "host")
+    rig.dev.pf.domain.map(0, host.buffer, 0, 1 << 20)
+    q = rig.dev.vf_queue(rig.pf_pool, 0)
+    ring = RxRing(rig.dev.pf, host, q, 8)
+    assert rig.dev.pf.read32(R.RDT(q)) == 7 and rig.dev.pf.read32(R.RDBAL(q)) == ring.ring_addr
+    frame = eth("02:00:00:00:00:77")  # unknown unicast -> the default pool (the PF's)
+    result = rig.receive([frame])
+    assert result.pools(0) == [rig.pf_pool]
+    assert ring.poll(8).to_list() == [frame]
+    assert np.array_equal(ring.last_vlan, [0])
