@@ -60,6 +60,11 @@ class RxResult:
         bitmap = int(self.delivered[i])
         return [p for p in range(R.MAX_POOLS) if bitmap >> p & 1]
 
+    def selected_pools(self, i: int) -> list[int]:
+        """The pools the L2 switch chose for frame ``i`` (some copies may have been dropped)."""
+        bitmap = int(self.selected[i])
+        return [p for p in range(R.MAX_POOLS) if bitmap >> p & 1]
+
     def reason(self, i: int) -> DropReason:
         """Why frame ``i`` was dropped (`DropReason.DELIVERED` when it was not)."""
         return DropReason(int(self.reasons[i]))
