@@ -536,3 +536,15 @@ def test_scapy_agrees_with_the_synthesised_headers() -> None:
         del ip.chksum
         assert IP(bytes(ip)).chksum == got  # scapy recomputes the same header checksum
         assert p[UDP].len == ip.len - 20
+
+
+def test_too_many_interfaces_in_a_section_is_a_capture_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sriov.traffic.capture as capture
+
+    monkeypatch.setattr(capture, "MAX_INTERFACES", 2)
+    data = shb("<") + idb("<") + idb("<") + epb("<", 1, 5, frame(1))
+    assert read_pcap(data).to_list() == [frame(1)]
+    at = len(data)
+    data += idb("<") + epb("<", 2, 5, frame(2))
+    with pytest.raises(CaptureError, match=rf"offset {at}: interface description block number 3 .*most 2"):
+        read_pcap(data)

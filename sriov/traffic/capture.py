@@ -61,6 +61,8 @@ __all__ = [
 LINKTYPE_ETHERNET = 1
 #: libpcap's largest believable captured length for Ethernet (``MAXIMUM_SNAPLEN``): longer is damage.
 MAX_CAPLEN = 262144
+#: interfaces (IDBs) per pcapng section this reader takes; more is a CaptureError
+MAX_INTERFACES = 65536
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -103,6 +105,8 @@ _E_IDB_SHORT = 18
 _E_TSRESOL = 19
 _E_PB_SHORT = 20
 _E_NO_SHB = 21
+_E_INTERFACES = 23
+_E_CAPACITY = 22  # cannot happen (the arrays hold the most records a file of its size can have)
 
 
 class Capture(Batch):
@@ -174,20 +178,19 @@ def _pcap_scan(
     out_off: np.ndarray,
     out_len: np.ndarray,
     out_ts: np.ndarray,
-    fill: bool,
 ) -> tuple[int, int, int, int, int]:
     """Walk the records after the file header: (count, error, error offset, value, limit).
 
-    With ``fill`` false it only counts and validates; with ``fill`` true it writes the first
-    ``len(out_off)`` records (already validated by the counting pass).
+    One pass: the output arrays are sized for the most records the file could hold (16-byte
+    headers and nothing else), so only the pages actually written are ever touched.
     """
     size = len(buf)
     o = PCAP_HEADER_LEN
     n = 0
     cap = len(out_off)
     while o < size:
-        if fill and n >= cap:
-            break
+        if n >= cap:
+            return n, _E_CAPACITY, o, n, cap
         if o + PCAP_RECORD_LEN > size:
             return n, _E_TRUNC_RECORD, o, size - o, PCAP_RECORD_LEN
         caplen = _u32(buf, o + 8, le)
@@ -197,13 +200,11 @@ def _pcap_scan(
             return n, _E_OVER_SNAPLEN, o, caplen, snaplen
         if o + PCAP_RECORD_LEN + caplen > size:
             return n, _E_TRUNC_DATA, o, caplen, size - o - PCAP_RECORD_LEN
-        if fill:
-            sec = _u32(buf, o, le)
-            frac = _u32(buf, o + 4, le)
-            out_off[n] = o + PCAP_RECORD_LEN
-            keep = caplen - fcs if caplen > fcs else 0
-            out_len[n] = keep
-            out_ts[n] = sec * 1_000_000_000 + frac * ns_per_frac
+        sec = _u32(buf, o, le)
+        frac = _u32(buf, o + 4, le)
+        out_off[n] = o + PCAP_RECORD_LEN
+        out_len[n] = caplen - fcs if caplen > fcs else 0
+        out_ts[n] = sec * 1_000_000_000 + frac * ns_per_frac
         n += 1
         o += PCAP_RECORD_LEN + caplen
     return n, _OK, 0, 0, 0
@@ -211,26 +212,19 @@ def _pcap_scan(
 
 # -- pcapng -------------------------------------------------------------------------------------
 @njit(cache=True, inline="always")
-def _ts_to_ns(ts: int, pow2: bool, exp: int, offset_s: int) -> int:
-    if pow2:
-        if exp <= 30:
-            sec = ts >> exp
-            frac = ts & ((np.int64(1) << exp) - 1)
-            ns = sec * 1_000_000_000 + ((frac * 1_000_000_000) >> exp)
-        else:
-            sec = ts >> exp
-            frac = (ts & ((np.int64(1) << exp) - 1)) >> (exp - 30)
-            ns = sec * 1_000_000_000 + ((frac * 1_000_000_000) >> 30)
-    elif exp <= 9:
-        scale = np.int64(1)
-        for _ in range(9 - exp):
-            scale *= 10
-        ns = ts * scale
+def _ts_to_ns(ts: int, shift: int, mul: int, div: int, offset_s: int) -> int:
+    """Interface time units to ns: 2^-shift s units when ``shift`` >= 0, else ``ts * mul // div``."""
+    if shift >= 0:
+        sec = ts >> shift
+        frac = ts & ((np.int64(1) << shift) - 1)
+        if shift > 30:  # keep frac * 10^9 inside 64 bits (sub-ns bits are dropped)
+            frac >>= shift - 30
+            shift = 30
+        ns = sec * 1_000_000_000 + ((frac * 1_000_000_000) >> shift)
+    elif div == 1:
+        ns = ts * mul
     else:
-        scale = np.int64(1)
-        for _ in range(exp - 9):
-            scale *= 10
-        ns = ts // scale
+        ns = ts // div
     return ns + offset_s * 1_000_000_000
 
 
@@ -241,12 +235,14 @@ def _pcapng_scan(
     out_len: np.ndarray,
     out_ts: np.ndarray,
     out_if: np.ndarray,
-    fill: bool,
     skipped_types: np.ndarray,
+    iftab: np.ndarray,
 ) -> tuple[int, int, int, int, int, int]:
     """Walk every block: (kept, error, error offset, value, limit, skipped).
 
-    Interface tables are per section and grow by doubling (work per interface, not per frame).
+    One pass into output arrays sized for the most packets the file could hold (16-byte blocks).
+    ``iftab`` (interfaces x 6 int64) holds the current section's interfaces: link type,
+    snaplen, and the timestamp conversion (shift, multiplier, divisor, offset in seconds).
     ``skipped_types`` (length 8) collects up to 8 distinct non-Ethernet link types seen.
     """
     size = len(buf)
@@ -258,15 +254,18 @@ def _pcapng_scan(
     le = True
     in_section = False
     n_if = 0
-    if_link = np.zeros(4, np.int64)
-    if_snap = np.zeros(4, np.int64)
-    if_pow2 = np.zeros(4, np.bool_)
-    if_exp = np.zeros(4, np.int64)
-    if_off = np.zeros(4, np.int64)
+    # one table, allocated by the caller and never reassigned here: Numba then keeps the column
+    # views out of the per-block reference counting (twice as fast as a growable table)
+    if_link = iftab[:, 0]
+    if_snap = iftab[:, 1]
+    if_shift = iftab[:, 2]
+    if_mul = iftab[:, 3]
+    if_div = iftab[:, 4]
+    if_off = iftab[:, 5]
     last_ts = np.int64(0)
     while o < size:
-        if fill and n >= cap:
-            break
+        if n >= cap:
+            return n, _E_CAPACITY, o, n, cap, skipped
         if o + 12 > size:
             return n, _E_BLOCK_TRUNC, o, size - o, 12, skipped
         # The SHB's type reads the same in both byte orders; its byte-order magic sets `le`.
@@ -302,23 +301,12 @@ def _pcapng_scan(
         if btype == PCAPNG_IDB:
             if body + 8 > body_end:
                 return n, _E_IDB_SHORT, o, blen, 20, skipped
-            if n_if == len(if_link):
-                grow = 2 * n_if
-                nl = np.zeros(grow, np.int64)
-                ns_ = np.zeros(grow, np.int64)
-                np_ = np.zeros(grow, np.bool_)
-                ne = np.zeros(grow, np.int64)
-                no = np.zeros(grow, np.int64)
-                nl[:n_if] = if_link
-                ns_[:n_if] = if_snap
-                np_[:n_if] = if_pow2
-                ne[:n_if] = if_exp
-                no[:n_if] = if_off
-                if_link, if_snap, if_pow2, if_exp, if_off = nl, ns_, np_, ne, no
+            if n_if == len(iftab):
+                return n, _E_INTERFACES, o, n_if + 1, len(iftab), skipped
             if_link[n_if] = _u16(buf, body, le)
             if_snap[n_if] = _u32(buf, body + 4, le)
-            if_pow2[n_if] = False
-            if_exp[n_if] = 6
+            pow2 = False
+            exp = np.int64(6)  # default resolution: microseconds
             if_off[n_if] = 0
             p = body + 8
             while p + 4 <= body_end:
@@ -328,9 +316,9 @@ def _pcapng_scan(
                     break
                 if code == OPT_IF_TSRESOL and olen >= 1:
                     r = np.int64(buf[p + 4])
-                    if_pow2[n_if] = (r & 0x80) != 0
-                    if_exp[n_if] = r & 0x7F
-                    if (if_pow2[n_if] and if_exp[n_if] > 62) or (not if_pow2[n_if] and if_exp[n_if] > 18):
+                    pow2 = (r & 0x80) != 0
+                    exp = r & 0x7F
+                    if (pow2 and exp > 62) or (not pow2 and exp > 18):
                         return n, _E_TSRESOL, o, r, 0, skipped
                 elif code == OPT_IF_TSOFFSET and olen >= 8:
                     lo = _u32(buf, p + 4, le)
@@ -340,8 +328,15 @@ def _pcapng_scan(
                     else:
                         if_off[n_if] = (lo << 32) | hi
                 p += 4 + ((olen + 3) & ~3)
+            scale = np.int64(1)
+            for _ in range(abs(9 - exp)):
+                scale *= 10
+            if_shift[n_if] = exp if pow2 else -1
+            if_mul[n_if] = scale if exp <= 9 else 1
+            if_div[n_if] = scale if exp > 9 else 1
             n_if += 1
-        elif btype in (PCAPNG_EPB, PCAPNG_PB, PCAPNG_SPB):
+        # not `btype in (...)`: Numba compiles that to a loop over a tuple, 3x slower per block
+        elif btype == PCAPNG_EPB or btype == PCAPNG_PB or btype == PCAPNG_SPB:  # noqa: SIM109
             if btype == PCAPNG_SPB:
                 if body + 4 > body_end:
                     return n, _E_PB_SHORT, o, blen, 16, skipped
@@ -370,14 +365,15 @@ def _pcapng_scan(
             if btype != PCAPNG_SPB:
                 hi = _u32(buf, body + 4, le)
                 lo = _u32(buf, body + 8, le)
-                ts_ns = _ts_to_ns((hi << 32) | lo, if_pow2[iface], if_exp[iface], if_off[iface])
+                ts_ns = _ts_to_ns(
+                    (hi << 32) | lo, if_shift[iface], if_mul[iface], if_div[iface], if_off[iface]
+                )
                 last_ts = ts_ns
             if if_link[iface] == LINKTYPE_ETHERNET:
-                if fill:
-                    out_off[n] = data
-                    out_len[n] = caplen
-                    out_ts[n] = ts_ns
-                    out_if[n] = iface
+                out_off[n] = data
+                out_len[n] = caplen
+                out_ts[n] = ts_ns
+                out_if[n] = iface
                 n += 1
             else:
                 skipped += 1
@@ -439,6 +435,8 @@ def _message(name: str, kind: str, err: int, off: int, a: int, b: int) -> str:
         _E_TSRESOL: f"if_tsresol {a:#04x} is out of range (10^-0..10^-18 or 2^-0..2^-62)",
         _E_PB_SHORT: f"packet block of {a} bytes is too short (at least {b})",
         _E_NO_SHB: f"block type {a:#010x} before any section header block",
+        _E_CAPACITY: f"more than {b} records (internal limit)",
+        _E_INTERFACES: f"interface description block number {a} of its section: at most {b} are supported",
     }[err]
     return f"{name}: {kind}: at byte offset {off}: {what}"
 
@@ -498,7 +496,7 @@ def _read_classic(buf: np.ndarray, name: str, magic_le: int, strict: bool) -> Ca
             f"{name}: pcap: at byte offset 0: truncated file header ({len(buf)} of {PCAP_HEADER_LEN} bytes)"
         )
     hdr = buf[:PCAP_HEADER_LEN].view("<u4" if le else ">u4")
-    major = int(buf[4:6].view("<u2")[0])
+    major = int(buf[4:6].view("<u2" if le else ">u2")[0])
     if major != 2:
         raise CaptureError(f"{name}: pcap: at byte offset 4: unsupported version {major} (supported: 2)")
     snaplen = int(hdr[4])
@@ -506,37 +504,35 @@ def _read_classic(buf: np.ndarray, name: str, magic_le: int, strict: bool) -> Ca
     link = link_word & 0xFFFF
     fcs = 2 * ((link_word >> 28) & 0xF) if link_word & PCAP_FCS_PRESENT else 0
     ns_per_frac = 1 if magic == PCAP_MAGIC_NS else 1000
-    empty_i64 = np.zeros(0, np.int64)
-    n, err, eoff, a, b = _pcap_scan(
-        buf, le, ns_per_frac, snaplen, fcs, empty_i64, np.zeros(0, np.uint32), empty_i64, False
-    )
+    cap = max(0, (len(buf) - PCAP_HEADER_LEN) // PCAP_RECORD_LEN)
+    off = np.empty(cap, np.int64)
+    lengths = np.empty(cap, np.uint32)
+    ts = np.empty(cap, np.int64)
+    n, err, eoff, a, b = _pcap_scan(buf, le, ns_per_frac, snaplen, fcs, off, lengths, ts)
     warning = None
     if err != _OK:
         msg = _message(name, "pcap", err, eoff, a, b)
         if strict:
             raise CaptureError(msg)
         warning = msg
-    if link != LINKTYPE_ETHERNET:
-        if n:
-            raise CaptureError(
-                f"{name}: pcap: at byte offset 20: link type {_link_name(link)} is not Ethernet "
-                f"(1); sriov models an Ethernet port, so none of its {n} frames can be read"
-            )
-        return _finish(buf, "pcap", empty_i64, np.zeros(0, np.uint32), empty_i64,
-                       np.zeros(0, np.int32), 0, (), warning)  # fmt: skip
-    off = np.empty(n, np.int64)
-    lengths = np.empty(n, np.uint32)
-    ts = np.empty(n, np.int64)
-    _pcap_scan(buf, le, ns_per_frac, snaplen, fcs, off, lengths, ts, True)
-    return _finish(buf, "pcap", off, lengths, ts, np.zeros(n, np.int32), 0, (), warning)
+    if link != LINKTYPE_ETHERNET and n:
+        raise CaptureError(
+            f"{name}: pcap: at byte offset 20: link type {_link_name(link)} is not Ethernet "
+            f"(1); sriov models an Ethernet port, so none of its {n} frames can be read"
+        )
+    # views of the first n entries: pages past them were never touched, so cost no memory
+    return _finish(buf, "pcap", off[:n], lengths[:n], ts[:n], np.zeros(n, np.int32), 0, (), warning)
 
 
 def _read_pcapng(buf: np.ndarray, name: str, strict: bool) -> Capture:
     types = np.zeros(8, np.int64)
-    e64 = np.zeros(0, np.int64)
-    n, err, eoff, a, b, skipped = _pcapng_scan(
-        buf, e64, np.zeros(0, np.uint32), e64, np.zeros(0, np.int32), False, types
-    )
+    cap = len(buf) // 16
+    off = np.empty(cap, np.int64)
+    lengths = np.empty(cap, np.uint32)
+    ts = np.empty(cap, np.int64)
+    ifs = np.empty(cap, np.int32)
+    iftab = np.zeros((min(MAX_INTERFACES, len(buf) // 20 + 1), 6), np.int64)
+    n, err, eoff, a, b, skipped = _pcapng_scan(buf, off, lengths, ts, ifs, types, iftab)
     warning = None
     if err != _OK:
         msg = _message(name, "pcapng", err, eoff, a, b)
@@ -550,12 +546,7 @@ def _read_pcapng(buf: np.ndarray, name: str, strict: bool) -> Capture:
             f"{name}: pcapng: none of its {skipped} frames is on an Ethernet (1) interface "
             f"(link types: {links}); sriov models an Ethernet port"
         )
-    off = np.empty(n, np.int64)
-    lengths = np.empty(n, np.uint32)
-    ts = np.empty(n, np.int64)
-    ifs = np.empty(n, np.int32)
-    _pcapng_scan(buf, off, lengths, ts, ifs, True, types)
-    return _finish(buf, "pcapng", off, lengths, ts, ifs, skipped, skipped_types, warning)
+    return _finish(buf, "pcapng", off[:n], lengths[:n], ts[:n], ifs[:n], skipped, skipped_types, warning)
 
 
 # -- writing ------------------------------------------------------------------------------------
