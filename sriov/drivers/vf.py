@@ -297,11 +297,15 @@ class VfNic:
         fn.write32(R.VTIVAR_MISC, MBX_VECTOR | R.IVAR_ALLOC_VAL)
 
     def _setup_rx_ring(self) -> None:
+        """Queue 0's ring: allocated once from guest memory, re-programmed on every open."""
+        if self.rx_ring is not None:
+            self.rx_ring.up()
+            return
         rings = _ring_module()
         if rings is None or not hasattr(rings, "RxRing"):
-            self.rx_ring = None
             return
-        self.rx_ring = rings.RxRing(self.function, self.memory, 0)
+        # ixgbevf sets RXDCTL.VME on every ring: VLAN tags are stripped into the descriptor.
+        self.rx_ring = rings.RxRing(self.function, self.memory, 0, vlan_strip=True)
 
     def _up_complete(self) -> None:
         mac = self._mac if M.is_valid_ether_addr(self._mac) else self.perm_addr
@@ -332,7 +336,8 @@ class VfNic:
         self._link_up = False
         self.function.write32(R.VTEIMC, IXGBE_VF_IRQ_CLEAR_MASK)
         self._cancel_timers()
-        self.rx_ring = None
+        if self.rx_ring is not None:
+            self.rx_ring.down()
         self._reset()
 
     def _reinit(self) -> None:
@@ -548,8 +553,11 @@ class VfNic:
             self._transact(M.set_macvlan(0, None))
 
     def _update_xcast(self, mode: XcastMode) -> None:
-        if self.api < MboxApi.API_12 or (mode == XcastMode.PROMISC and self.api < MboxApi.API_13):
-            return  # -EOPNOTSUPP: not asked at all
+        if self.api < MboxApi.API_12:
+            self.xcast_mode = None  # -EOPNOTSUPP: not asked at all
+            return
+        if mode == XcastMode.PROMISC and self.api < MboxApi.API_13:
+            return
         reply = self._transact(M.update_xcast_mode(mode))
         if reply.word0 & ~M.IXGBE_VT_MSGTYPE_CTS == M.IXGBE_VF_UPDATE_XCAST_MODE | M.IXGBE_VT_MSGTYPE_FAILURE:
             self._log(f"xcast mode {mode.name} refused by the PF")
@@ -665,7 +673,7 @@ class VfNic:
 
     def rx_poll(self, budget: int = 64) -> Any:
         """Take up to ``budget`` received frames off the ring (a zero-copy `Batch`)."""
-        if self.rx_ring is None:
+        if self.rx_ring is None or not self.is_up:
             raise DriverStateError(
                 f"{self.name}: no receive ring (interface down, or the datapath rings are not in this build)"
             )
@@ -694,6 +702,6 @@ class VfNic:
             mbx_msgs_tx=s.msgs_tx, mbx_msgs_rx=s.msgs_rx, mbx_acks=s.acks, mbx_reqs=s.reqs, mbx_rsts=s.rsts,
             mbx_timeouts=s.timeouts,
         )  # fmt: skip
-        if self.rx_ring is not None and hasattr(self.rx_ring, "stats"):
-            out.update({f"rx_ring_{k}": int(v) for k, v in self.rx_ring.stats().items()})
+        if self.rx_ring is not None:
+            out.update(rx_ring_packets=int(self.rx_ring.frames), rx_ring_bytes=int(self.rx_ring.bytes))
         return out
