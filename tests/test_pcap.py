@@ -356,13 +356,14 @@ def _patch32(data: bytes, at: int, value: int) -> bytes:
         (_patch32(NG, NG_EPB1 + 20, 61), rf"offset {NG_EPB1}: captured length 61 does not fit"),
         (_patch32(NG, NG_EPB1 + 8, 1), rf"offset {NG_EPB1}: packet on interface 1 but the section desc"),
         (_patch32(NG, 8, 0x11223344), r"offset 0: bad section byte-order magic"),
+        (_patch32(NG, 4, 16), r"offset 0: bad block total length 16 \(.* at least 28"),
         (shb("<") + idb("<", snaplen=50) + epb("<", 0, 1, frame(0)), r"60 is larger than the snaplen 50"),
         (shb("<") + idb("<", tsresol=19) + epb("<", 0, 1, frame(0)), r"if_tsresol 0x13 is out of range"),
         (shb("<") + _blk("<", 1, b"\0\0\0\0"), r"interface description block of 16 bytes is too short"),
         (shb("<") + epb("<", 0, 1, frame(0)), r"interface 0 but the section describes 0"),
     ],
     ids=["block-header", "block-past-end", "len-not-x4", "len-small", "trailer", "caplen", "iface", "bom",
-         "snaplen", "tsresol", "idb-short", "no-idb"],
+         "shb-len", "snaplen", "tsresol", "idb-short", "no-idb"],
 )  # fmt: skip
 def test_malformed_pcapng_names_the_offset(data: bytes, pattern: str) -> None:
     with pytest.raises(CaptureError, match=pattern):

@@ -282,6 +282,9 @@ def _pcapng_scan(
                 return n, _E_BOM, o, bom_le, PCAPNG_BOM, skipped
             if _u16(buf, o + 12, le) != 1:
                 return n, _E_VERSION, o, _u16(buf, o + 12, le), 1, skipped
+            shb_len = _u32(buf, o + 4, le)
+            if shb_len < 28 or shb_len % 4 != 0:
+                return n, _E_BLOCK_LEN, o, shb_len, 28, skipped
             in_section = True
             n_if = 0
             last_ts = 0
