@@ -325,7 +325,16 @@ class PfDriver:
             self._msg_task()
 
     def _msg_task(self) -> None:
+        # ixgbe tests three bits per VF, one register read each. Nothing can set a bit while
+        # this task runs (it never lets simulated time pass), so one read of the cause
+        # registers up front finds the VFs with something pending; the per-VF checks below
+        # then run exactly as upstream's, on those VFs only.
+        icr = [self._r(R.MBVFICR(i)) for i in range(4)]
+        lre = [self._r(R.VFLRE(i)) for i in range(2)]
         for vf in range(len(self.vfinfo)):
+            mask = (R.MBVFICR_VFREQ_VF1 | R.MBVFICR_VFACK_VF1) << (vf % 16)
+            if not icr[vf >> 4] & mask and not lre[vf >> 5] >> (vf % 32) & 1:
+                continue
             if self.mbx.check_for_rst(vf):
                 self.vfinfo[vf].counters["vflr_events"] += 1
                 self._vf_reset_event(vf)
