@@ -61,7 +61,7 @@ class Port:
         )
         # The PF's own DMA reaches host memory (identity-mapped, as the host kernel's DMA API).
         self.device.pf.domain.map(0, host.memory.buffer, 0, host.memory.size, writable=True)
-        self.pf = PfDriver(self.device, mac, seed=host.seed * 1000 + index)
+        self.pf = PfDriver(self.device, mac, seed=host.seed * 1000 + index, memory=host.memory)
         self.pf.load()
         self._wire: Wire | None = None
 

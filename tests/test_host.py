@@ -161,3 +161,42 @@ def test_port_stats_include_the_pf_mailbox_counters(host: Host) -> None:
     host.assign(port.vf(0), vm).up()
     stats = port.stats()
     assert stats["rx_frames_in"] == 0 and stats["mbx_requests"] >= 9 and stats["mbx_reset_msgs"] == 1
+
+
+# -- end to end: what the drivers program is what the datapath switches on ----------------------
+def _frame(dst: str, vlan: int | None = None) -> bytes:
+    tag = b"" if vlan is None else b"\x81\x00" + vlan.to_bytes(2, "big")
+    return bytes.fromhex(dst.replace(":", "")) + bytes.fromhex("020000009999") + tag + b"\x08\x00" + bytes(46)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("sriov.wire") is None or importlib.util.find_spec("sriov.drivers.rings") is None,
+    reason="the datapath (sriov.wire, sriov.drivers.rings) is not in this build",
+)
+def test_frames_reach_the_pools_the_drivers_configured() -> None:
+    from sriov.batch import Batch
+
+    host = Host(seed=4)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(4)
+    port.pf.set_vf(1, vlan=100)
+    vm = host.add_vm("vm", memory=16 << 20)
+    a, b = host.assign(port.vf(0), vm), host.assign(port.vf(1), vm)
+    for nic in (a, b):
+        nic.up()
+    a.set_multicast(["01:00:5e:00:00:fb"])
+    a.add_vlan(7)
+    host.clock.advance(1_000_000_000)
+    pf_mac = ":".join(f"{x:02x}" for x in port.pf.mac)
+    frames = [
+        _frame(a.mac),  # 0: VF 0's unicast
+        _frame(b.mac),  # 1: VF 1 has a port VLAN (no AUPE): untagged -> the default pool, the PF
+        _frame(b.mac, vlan=100),  # 2: ... tagged with its port VLAN they are
+        _frame("ff:ff:ff:ff:ff:ff"),  # 3: broadcast: VF 0 and the PF (VF 1 only in VLAN 100)
+        _frame("01:00:5e:00:00:fb"),  # 4: VF 0's multicast group (MTA hash + ROMPE)
+        _frame(a.mac, vlan=7),  # 5: VF 0's VLAN
+        _frame(pf_mac),  # 6: the PF
+    ]
+    result = port.wire.receive(Batch.from_frames(frames))
+    assert [result.pools(i) for i in range(len(frames))] == [[0], [4], [1], [0, 4], [0], [0], [4]]
+    assert len(a.rx_poll(64)) == 4 and len(b.rx_poll(64)) == 1 and len(port.pf.rx_poll(64)) == 3

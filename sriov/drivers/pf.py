@@ -17,8 +17,11 @@ A bad message from a VF never raises: it gets a NACK and a per-VF counter
 from __future__ import annotations
 
 import collections
+import importlib
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from sriov.drivers.mailbox import LogEntry, MailboxLog, MboxApi, Message, PfMail
 from sriov.errors import ConfigError, DriverStateError
 from sriov.hw import regs as R
 from sriov.hw.device import Device82599
+from sriov.memory import GuestMemory
 
 ETH_FRAME_LEN = 1514
 ETH_DATA_LEN = 1500
@@ -87,8 +91,17 @@ class PfDriver:
 
     SUPPORTED_APIS = (MboxApi.API_10, MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14)
 
-    def __init__(self, device: Device82599, mac: bytes, rss_queues: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        device: Device82599,
+        mac: bytes,
+        rss_queues: int = 4,
+        seed: int = 0,
+        memory: GuestMemory | None = None,
+    ) -> None:
         self.device = device
+        self.memory = memory  # host memory for the PF's own receive ring (None: no ring)
+        self.rx_ring: Any | None = None
         self.function = device.pf
         self.clock = device.clock
         self.mbx = PfMailbox(self.function)
@@ -189,10 +202,34 @@ class PfDriver:
         self._w(R.CTRL_EXT, self._r(R.CTRL_EXT) | R.CTRL_EXT_PFRSTD)  # "so PF/VF mail ops can work"
         self.is_up = True
         self._set_all_vfs()
+        self._setup_rx_ring()
         self.function.set_msix_handler(OTHER_VECTOR, self._irq_other)
         self._w(R.EIMS, R.EICR_MAILBOX | R.EICR_LSC)
         self.device.set_link(True)  # Tx laser on; the link partner answers
         self._watchdog_link()
+
+    def _setup_rx_ring(self) -> None:
+        """The PF pool's first queue: a ring in host memory (if the datapath build has rings)."""
+        if self.memory is None or importlib.util.find_spec("sriov.drivers.rings") is None:
+            return
+        queue = self.pf_pool * self.device.queues_per_pool() if self.vfinfo else 0
+        if self.rx_ring is not None and self.rx_ring.queue == queue:
+            self.rx_ring.up()  # the reset cleared the queue registers: program them again
+            return
+        rings = importlib.import_module("sriov.drivers.rings")
+        try:
+            self.rx_ring = rings.RxRing(self.function, self.memory, queue)
+        except ConfigError:  # host memory exhausted by earlier rings: run without one
+            self.rx_ring = None
+
+    def rx_poll(self, budget: int = 64) -> Any:
+        """Frames the PF took off its own ring (a zero-copy `Batch`)."""
+        if self.rx_ring is None or not self.is_up:
+            raise DriverStateError(
+                f"{self.function.name}: no receive ring "
+                "(PF down, or the datapath rings are not in this build)"
+            )
+        return self.rx_ring.poll(budget)
 
     def reset(self) -> None:
         """``ixgbe_reinit_locked``: down and up again (what an MTU change or a Tx hang does)."""
