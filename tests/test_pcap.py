@@ -221,6 +221,85 @@ def test_snaplen_and_fcs_annotation_in_pcap_link_type() -> None:
     assert read_pcap(pcap_bytes([(0, f)], link=0x30000001)).to_list() == [f]
 
 
+frames_st = st.lists(
+    st.tuples(st.integers(0, 2**32 * 10**9 - 1), st.binary(min_size=0, max_size=200)), max_size=12
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames_st, st.booleans(), st.booleans())
+def test_any_valid_pcap_reads_as_built_and_as_dpkt_reads_it(frames, big: bool, ns: bool) -> None:
+    data = pcap_bytes(frames, big=big, ns=ns, snaplen=0)  # snaplen 0: no limit
+    cap = read_pcap(data)
+    assert cap.to_list() == [f for _, f in frames]
+    assert cap.timestamps_ns.tolist() == [t if ns else t // 1000 * 1000 for t, _ in frames]
+    if not ns:  # dpkt reads microsecond pcap of either byte order
+        ref = list(dpkt.pcap.Reader(io.BytesIO(data)))
+        assert [bytes(b) for _, b in ref] == cap.to_list()
+
+
+RESOLUTIONS = [None, 0, 3, 6, 9, 12, 0x80 | 10, 0x80 | 40]
+MAX_S = (2**63 - 1) // 10**9 - 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["<", ">"]),
+            st.lists(st.tuples(st.sampled_from([1, 1, 113]), st.sampled_from(RESOLUTIONS)), min_size=1,
+                     max_size=3),
+            st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2**64 - 1) | st.integers(0, 2**40),
+                               st.binary(max_size=90)), max_size=6),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)  # fmt: skip
+def test_any_valid_pcapng_reads_as_built(sections) -> None:
+    """Timestamps in every resolution as exact integer arithmetic says; out of int64 ns: an error."""
+    data = b""
+    want_frames, want_ts, out_of_range = [], [], False
+    for e, ifaces, pkts in sections:
+        data += shb(e)
+        for link, res in ifaces:
+            data += idb(e, link=link, tsresol=res)
+        for k, units, f in pkts:
+            k %= len(ifaces)
+            data += epb(e, k, units, f)
+            link, res = ifaces[k]
+            r = 6 if res is None else res
+            per_s = 1 << (r & 0x7F) if r & 0x80 else 10**r
+            if units >= 2**63 or units // per_s > MAX_S:
+                out_of_range = True
+                break
+            if link != 1:
+                continue
+            if r & 0x80:
+                sh = r & 0x7F
+                sec, frac = units >> sh, units & ((1 << sh) - 1)
+                t = sec * 10**9 + ((frac >> max(0, sh - 30)) * 10**9 >> min(sh, 30))
+            else:
+                t = units * 10**9 // 10**r
+            want_frames.append(f)
+            want_ts.append(t)
+        if out_of_range:
+            break
+    if out_of_range:
+        with pytest.raises(CaptureError, match="out of range"):
+            read_pcap(data)
+        return
+    if not want_frames and any(
+        ifaces[k % len(ifaces)][0] != 1 for _, ifaces, pkts in sections for k, _, _ in pkts
+    ):
+        with pytest.raises(CaptureError, match="none of its"):
+            read_pcap(data)
+        return
+    cap = read_pcap(data)
+    assert cap.to_list() == want_frames
+    assert cap.timestamps_ns.tolist() == want_ts
+
+
 def test_empty_captures() -> None:
     assert len(read_pcap(pcap_bytes([]))) == 0
     assert len(read_pcap(shb("<") + idb("<"))) == 0

@@ -63,6 +63,8 @@ LINKTYPE_ETHERNET = 1
 MAX_CAPLEN = 262144
 #: interfaces (IDBs) per pcapng section this reader takes; more is a CaptureError
 MAX_INTERFACES = 65536
+#: timestamps are int64 nanoseconds: about +-292 years around 1970 (a pcapng beyond is damage)
+MAX_TS_SECONDS = (2**63 - 1) // 10**9 - 1
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -106,6 +108,7 @@ _E_TSRESOL = 19
 _E_PB_SHORT = 20
 _E_NO_SHB = 21
 _E_INTERFACES = 23
+_E_TS_RANGE = 24
 _E_CAPACITY = 22  # cannot happen (the arrays hold the most records a file of its size can have)
 
 
@@ -241,8 +244,9 @@ def _pcapng_scan(
     """Walk every block: (kept, error, error offset, value, limit, skipped).
 
     One pass into output arrays sized for the most packets the file could hold (16-byte blocks).
-    ``iftab`` (interfaces x 6 int64) holds the current section's interfaces: link type,
-    snaplen, and the timestamp conversion (shift, multiplier, divisor, offset in seconds).
+    ``iftab`` (interfaces x 7 int64) holds the current section's interfaces: link type,
+    snaplen, and the timestamp conversion (shift, multiplier, divisor, offset in seconds, units
+    per second).
     ``skipped_types`` (length 8) collects up to 8 distinct non-Ethernet link types seen.
     """
     size = len(buf)
@@ -262,6 +266,7 @@ def _pcapng_scan(
     if_mul = iftab[:, 3]
     if_div = iftab[:, 4]
     if_off = iftab[:, 5]
+    if_per_s = iftab[:, 6]
     last_ts = np.int64(0)
     while o < size:
         if n >= cap:
@@ -334,6 +339,15 @@ def _pcapng_scan(
             scale = np.int64(1)
             for _ in range(abs(9 - exp)):
                 scale *= 10
+            if abs(if_off[n_if]) > MAX_TS_SECONDS:
+                return n, _E_TS_RANGE, o, if_off[n_if], MAX_TS_SECONDS, skipped
+            per_s = np.int64(1)
+            if pow2:
+                per_s = per_s << exp
+            else:
+                for _ in range(exp):
+                    per_s *= 10
+            if_per_s[n_if] = per_s
             if_shift[n_if] = exp if pow2 else -1
             if_mul[n_if] = scale if exp <= 9 else 1
             if_div[n_if] = scale if exp > 9 else 1
@@ -368,6 +382,10 @@ def _pcapng_scan(
             if btype != PCAPNG_SPB:
                 hi = _u32(buf, body + 4, le)
                 lo = _u32(buf, body + 8, le)
+                # timestamps must fit int64 nanoseconds (years 1678..2262): check before converting
+                secs = ((hi << 32) | lo) // if_per_s[iface] + if_off[iface]
+                if hi >= 0x80000000 or abs(secs) > MAX_TS_SECONDS:
+                    return n, _E_TS_RANGE, o, secs, MAX_TS_SECONDS, skipped
                 ts_ns = _ts_to_ns(
                     (hi << 32) | lo, if_shift[iface], if_mul[iface], if_div[iface], if_off[iface]
                 )
@@ -439,6 +457,7 @@ def _message(name: str, kind: str, err: int, off: int, a: int, b: int) -> str:
         _E_PB_SHORT: f"packet block of {a} bytes is too short (at least {b})",
         _E_NO_SHB: f"block type {a:#010x} before any section header block",
         _E_CAPACITY: f"more than {b} records (internal limit)",
+        _E_TS_RANGE: f"timestamp of {a} s is out of range (+-{b} s around 1970: int64 nanoseconds)",
         _E_INTERFACES: f"interface description block number {a} of its section: at most {b} are supported",
     }[err]
     return f"{name}: {kind}: at byte offset {off}: {what}"
@@ -534,7 +553,7 @@ def _read_pcapng(buf: np.ndarray, name: str, strict: bool) -> Capture:
     lengths = np.empty(cap, np.uint32)
     ts = np.empty(cap, np.int64)
     ifs = np.empty(cap, np.int32)
-    iftab = np.zeros((min(MAX_INTERFACES, len(buf) // 20 + 1), 6), np.int64)
+    iftab = np.zeros((min(MAX_INTERFACES, len(buf) // 20 + 1), 7), np.int64)
     n, err, eoff, a, b, skipped = _pcapng_scan(buf, off, lengths, ts, ifs, types, iftab)
     warning = None
     if err != _OK:
