@@ -5,6 +5,8 @@
 # so no frame bytes and no register value can make it read or write outside the arrays it holds.
 # Twin: sriov/golden/rx.py (RxKernel).
 
+cimport cython
+
 from sriov.errors import ConfigError as _ConfigError
 from sriov.hw import counters as _C
 from sriov.hw import iommu as _iommu
@@ -99,6 +101,14 @@ cdef struct QState:
     const uint64_t* pt      # owning function's IOMMU page table
     uint64_t npt
     int32_t domain
+    const uint64_t* buf_addr  # the IOMMU's host buffer table
+    const uint64_t* buf_size
+    uint64_t nbuf
+    uint8_t* ring_host      # the whole ring when it is mapped writable in one host buffer, else NULL
+
+
+cdef extern from *:
+    void __builtin_prefetch(const void*, int, int) nogil
 
 
 cdef inline uint64_t _ld64le(const uint8_t* p) noexcept nogil:
@@ -147,6 +157,52 @@ cdef inline void _stream(uint8_t* dst, const uint8_t* f, uint32_t flen, bint str
         _emit(dst, f, flen, o, n)
 
 
+cdef inline int _xlate(const QState* qs, uint64_t iova, uint32_t span, uint8_t** out) noexcept nogil:
+    """Host pointer for a write of ``span`` bytes inside one page of ``iova``, or a fault kind."""
+    cdef uint64_t page = iova >> _PAGE_SHIFT
+    cdef uint64_t pte, bid, off
+    if page >= qs.npt:
+        return _FAULT_NOT_MAPPED
+    pte = qs.pt[page]
+    if not pte & _PTE_VALID:
+        return _FAULT_NOT_MAPPED
+    if not pte & _PTE_WRITABLE:
+        return _FAULT_READ_ONLY
+    bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
+    off = (pte & _PTE_OFFSET_MASK) + (iova & _PAGE_MASK)
+    if bid >= qs.nbuf or off + span > qs.buf_size[bid]:
+        return _FAULT_NOT_MAPPED
+    out[0] = <uint8_t*><uintptr_t>(qs.buf_addr[bid] + off)
+    return 0
+
+
+cdef uint8_t* _ring_host(const QState* qs) noexcept nogil:
+    """The ring's host memory when every page of it translates (writable) into one contiguous
+    stretch of one host buffer: then a descriptor needs no page walk. NULL otherwise (the kernel
+    then translates descriptor by descriptor, faults included)."""
+    cdef uint64_t first = qs.base, size = <uint64_t>qs.count * 16, page, pte, bid, off0
+    cdef uint8_t* p0 = NULL
+    if size == 0 or first + size < first:
+        return NULL
+    if _xlate(qs, first, 1, &p0):
+        return NULL
+    pte = qs.pt[first >> _PAGE_SHIFT]
+    bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
+    off0 = (pte & _PTE_OFFSET_MASK) + (first & _PAGE_MASK)
+    if off0 + size > qs.buf_size[bid]:
+        return NULL
+    for page in range((first >> _PAGE_SHIFT) + 1, ((first + size - 1) >> _PAGE_SHIFT) + 1):
+        if page >= qs.npt:
+            return NULL
+        pte = qs.pt[page]
+        if (not pte & _PTE_VALID or not pte & _PTE_WRITABLE
+                or ((pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK) != bid
+                or (pte & _PTE_OFFSET_MASK) != off0 - (first & _PAGE_MASK)
+                + ((page - (first >> _PAGE_SHIFT)) << _PAGE_SHIFT)):
+            return NULL
+    return p0
+
+
 cdef Py_ssize_t _first_out_of_bounds(Py_ssize_t data_len, const int64_t* offs, const uint32_t* lens,
                                      Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
@@ -156,6 +212,7 @@ cdef Py_ssize_t _first_out_of_bounds(Py_ssize_t data_len, const int64_t* offs, c
     return -1
 
 
+@cython.final  # direct (inlinable) calls to the cdef methods instead of through the vtable
 cdef class RxKernel:
     """The receive flow of one port, bound once to the device's arrays (compiled twin of
     ``sriov.golden.rx.RxKernel``).
@@ -374,25 +431,6 @@ cdef class RxKernel:
         if <uint64_t>domain < self.n_fcounts:
             self.f_counts[domain] += 1
 
-    cdef inline int _xlate(self, const QState* qs, uint64_t iova, uint32_t span,
-                           uint8_t** out) noexcept nogil:
-        """Host pointer for a write of ``span`` bytes inside one page of ``iova``, or a fault kind."""
-        cdef uint64_t page = iova >> _PAGE_SHIFT
-        cdef uint64_t pte, bid, off
-        if page >= qs.npt:
-            return _FAULT_NOT_MAPPED
-        pte = qs.pt[page]
-        if not pte & _PTE_VALID:
-            return _FAULT_NOT_MAPPED
-        if not pte & _PTE_WRITABLE:
-            return _FAULT_READ_ONLY
-        bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
-        off = (pte & _PTE_OFFSET_MASK) + (iova & _PAGE_MASK)
-        if bid >= self.nbuf or off + span > self.buf_size[bid]:
-            return _FAULT_NOT_MAPPED
-        out[0] = <uint8_t*><uintptr_t>(self.buf_addr[bid] + off)
-        return 0
-
     cdef QState* _queue(self, int pool) noexcept nogil:
         """The queue state of a pool's first queue, loaded from its registers once per batch."""
         cdef QState* qs = &self.qs[pool]
@@ -431,17 +469,20 @@ cdef class RxKernel:
             qs.pt, qs.npt, qs.domain = self.pool_pt[pool], self.pool_npt[pool], self.pool_dom[pool]
         else:
             qs.pt, qs.npt, qs.domain = self.pf_pt, self.pf_npt, self.pf_dom
+        qs.buf_addr, qs.buf_size, qs.nbuf = self.buf_addr, self.buf_size, self.nbuf
+        qs.ring_host = _ring_host(qs)
         qs.moved = False
         qs.state = _Q_READY
         return qs
 
-    cdef int _copy(self, QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
+    cdef inline int _copy(self, QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
                    uint32_t tci, uint32_t* written) noexcept nogil:
         """One pool's copy into its queue (MODEL.md "Into the ring"): 0 or a DropReason."""
         cdef bint strip
         cdef uint32_t dlen, need, d, idx, length, span, pos, status, nchunks, c, k
         cdef uint64_t daddr, addr
         cdef uint8_t* p = NULL
+        cdef uint8_t* dp
         cdef int kind
         if qs.state != _Q_READY:
             return QUEUE_DISABLED
@@ -450,15 +491,47 @@ cdef class RxKernel:
         need = (dlen + qs.bsize - 1) // qs.bsize
         if qs.avail < need or need > _MAX_FRAME_DESCS:
             return NO_DMA_RESOURCES if qs.drop_en else MISSED
-        # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
         idx = qs.head
+        if need == 1 and qs.ring_host != NULL:
+            # The common case: one descriptor in a ring known to be mapped, a buffer inside one page.
+            dp = qs.ring_host + <uint64_t>idx * 16
+            addr = _ld64le(dp)
+            if (addr & _PAGE_MASK) + dlen <= _PAGE_MASK + 1:
+                kind = _xlate(qs, addr, dlen, &p)
+                if kind:
+                    self._fault(qs.domain, addr, kind)
+                    return DMA_FAULT
+                _stream(p, f, flen, strip, 0, dlen)
+                memset(dp, 0, 8)
+                status = _STAT_DD | _STAT_EOP
+                k = 0
+                if tagged:
+                    status |= _STAT_VP
+                    k = tci
+                _st32le(dp + 8, status)
+                dp[12] = dlen & 0xFF
+                dp[13] = (dlen >> 8) & 0xFF
+                dp[14] = k & 0xFF
+                dp[15] = (k >> 8) & 0xFF
+                idx += 1
+                if idx == qs.count:
+                    idx = 0
+                qs.head = idx
+                qs.moved = True
+                qs.avail -= 1
+                written[0] = dlen
+                return DELIVERED
+        # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
         nchunks = 0
         for d in range(need):
             daddr = qs.base + <uint64_t>idx * 16
-            kind = self._xlate(qs, daddr, 16, &p)
-            if kind:
-                self._fault(qs.domain, daddr, kind)
-                return DMA_FAULT
+            if qs.ring_host != NULL:
+                p = qs.ring_host + <uint64_t>idx * 16
+            else:
+                kind = _xlate(qs, daddr, 16, &p)
+                if kind:
+                    self._fault(qs.domain, daddr, kind)
+                    return DMA_FAULT
             self.dptr[d] = p
             addr = _ld64le(p)
             length = dlen - d * qs.bsize
@@ -469,7 +542,7 @@ cdef class RxKernel:
                 span = <uint32_t>(_PAGE_MASK + 1 - (addr & _PAGE_MASK))
                 if span > length:
                     span = length
-                kind = self._xlate(qs, addr, span, &p)
+                kind = _xlate(qs, addr, span, &p)
                 if kind:
                     self._fault(qs.domain, addr, kind)
                     return DMA_FAULT
@@ -570,7 +643,9 @@ cdef class RxKernel:
                 rem &= rem - 1
                 pc[_P_COPIES] += 1
                 pool_c[pool * npc + ps_copies] += 1
-                qs = self._queue(pool)
+                qs = &self.qs[pool]
+                if qs.state == _Q_UNLOADED:
+                    self._queue(pool)
                 r = self._copy(qs, f, flen, plen, tagged, tci, &written)
                 if r == DELIVERED:
                     got |= 1ULL << pool
