@@ -628,3 +628,21 @@ def test_too_many_interfaces_in_a_section_is_a_capture_error(monkeypatch: pytest
     data += idb("<") + epb("<", 2, 5, frame(2))
     with pytest.raises(CaptureError, match=rf"offset {at}: interface description block number 3 .*most 2"):
         read_pcap(data)
+
+
+def test_pcapng_comments_from_reason_codes() -> None:
+    b = make_batch(5, seed=6)
+    out = io.BytesIO()
+    write_pcapng(
+        out, b, comment_codes=np.array([1, -1, 0, 1, -1]), comment_names=["rx_no_pool", "rx_vlan_filtered"]
+    )
+    assert read_comments(out.getvalue()) == ["rx_vlan_filtered", None, "rx_no_pool", "rx_vlan_filtered", None]
+    assert read_pcap(out.getvalue()) == b
+    with pytest.raises(ConfigError, match=r"-1 \(none\) or 0\.\.1"):
+        write_pcapng(io.BytesIO(), b, comment_codes=np.array([2, 0, 0, 0, 0]), comment_names=["a", "b"])
+    with pytest.raises(ConfigError, match="5 integers"):
+        write_pcapng(io.BytesIO(), b, comment_codes=np.zeros(4, int), comment_names=["a"])
+    with pytest.raises(ConfigError, match="not both"):
+        write_pcapng(
+            io.BytesIO(), b, comments=[None] * 5, comment_codes=np.zeros(5, int), comment_names=["a"]
+        )

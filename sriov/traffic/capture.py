@@ -705,21 +705,34 @@ def _block(btype: int, body: bytes) -> bytes:
     return btype.to_bytes(4, "little") + blen.to_bytes(4, "little") + body + blen.to_bytes(4, "little")
 
 
+def _comment_bytes(text: str, what: str) -> bytes:
+    enc = text.encode("utf-8")
+    if len(enc) > 0xFFFF - 3:
+        raise ConfigError(f"{what} is {len(enc)} bytes (at most 65532)")
+    return enc
+
+
 def write_pcapng(
     path: str | os.PathLike[str] | IO[bytes],
     batch: Batch,
     comments: Sequence[str | None] | None = None,
     *,
     nanosecond: bool = True,
+    comment_codes: np.ndarray | None = None,
+    comment_names: Sequence[str] | None = None,
 ) -> None:
     """Write ``batch`` as a pcapng file: one section, one Ethernet interface, one EPB per frame.
 
     ``comments`` (one per frame, ``None`` for none) go in each EPB's ``opt_comment`` option,
     which Wireshark shows as the packet comment (the drop reason, for a drops capture).
+    Without a Python string per frame: ``comment_codes`` (an integer array, one per frame, -1
+    for none) indexing ``comment_names`` (e.g. the datapath's drop reason codes and names).
     ``nanosecond`` selects ``if_tsresol`` 9 (exact) or 6 (microseconds).
     """
     _check_writable(batch, (2**63 - 1) // 10**9)
     n = len(batch)
+    if comments is not None and comment_codes is not None:
+        raise ConfigError("give comments or comment_codes/comment_names, not both")
     if comments is not None and len(comments) != n:
         raise ConfigError(f"comments has {len(comments)} entries for {n} frames (one per frame, or None)")
     # Distinct comments are encoded once; the kernel copies them by id.
@@ -734,12 +747,18 @@ def write_pcapng(
                 raise ConfigError(f"comments[{i}] must be a str or None, got {type(c).__name__}")
             k = ids.get(c)
             if k is None:
-                enc = c.encode("utf-8")
-                if len(enc) > 0xFFFF - 3:
-                    raise ConfigError(f"comments[{i}] is {len(enc)} bytes (at most 65532)")
                 k = ids[c] = len(blobs)
-                blobs.append(enc)
+                blobs.append(_comment_bytes(c, f"comments[{i}]"))
             comment_id[i] = k
+    elif comment_codes is not None:
+        names = list(comment_names or [])
+        codes = np.asarray(comment_codes)
+        if codes.shape != (n,) or not np.issubdtype(codes.dtype, np.integer):
+            raise ConfigError(f"comment_codes must be {n} integers (one per frame), got shape {codes.shape}")
+        if n and (int(codes.min()) < -1 or int(codes.max()) >= len(names)):
+            raise ConfigError(f"comment_codes must be -1 (none) or 0..{len(names) - 1} (comment_names)")
+        blobs = [_comment_bytes(str(c), f"comment_names[{i}]") for i, c in enumerate(names)]
+        comment_id = codes.astype(np.int32)
     clen = np.array([len(b) for b in blobs], dtype=np.int64)
     coff = np.zeros(len(blobs), np.int64)
     if len(blobs) > 1:
