@@ -26,7 +26,9 @@ Damage: with ``strict=True`` (the default) any malformed structure raises
 truncated file header, record or block, a captured length over the file's snaplen or over
 262144 bytes (libpcap's limit for Ethernet), a captured length that does not fit in its block,
 a block total length that is too small, not a multiple of 4, runs past the end or disagrees
-with the trailing copy, an unknown interface id, a bad byte-order magic or version.
+with the trailing copy, an unknown interface id, a bad byte-order magic or version, an
+``if_tsresol`` out of range, a timestamp outside int64 nanoseconds (years 1678 to 2262; pcap's
+32-bit seconds always fit), more than 65536 interfaces in one section.
 With ``strict=False`` the frames before the damage are returned and ``Capture.warning`` holds
 the same message (``None`` when the file was whole); errors in the file header still raise.
 
@@ -487,7 +489,8 @@ def read_pcap(source: PathOrBuffer, *, strict: bool = True, mmap: bool = False) 
     """Read a pcap or pcapng capture (chosen by its magic number) into a :class:`Capture`.
 
     ``source`` is a path or the file's bytes. The returned Batch's ``data`` is the file buffer
-    itself (frames are zero-copy views into it); timestamps are nanoseconds since the epoch.
+    itself (frames are zero-copy views into it; read-only when ``source`` is immutable bytes);
+    timestamps are nanoseconds since the epoch.
     ``mmap=True`` maps the file copy-on-write instead of reading it. Raises
     :class:`~sriov.errors.CaptureError` naming the byte offset for a damaged file (with
     ``strict=False``: the frames before the damage, and the message in ``.warning``) and for a
