@@ -17,7 +17,7 @@ Three parts, each usable on its own:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -651,11 +651,11 @@ class VfMailbox:
         self.stats.msgs_rx += 1
         return words
 
-    def _poll(self, check: object, what: str) -> None:
+    def _poll(self, check: Callable[[], bool], what: str) -> None:
         if not self.timeout:
             raise MailboxError(f"{self.fn.name}: mailbox timed out earlier; a reset is needed first")
         countdown = self.timeout
-        while not check():  # type: ignore[operator]
+        while not check():
             countdown -= 1
             if not countdown:
                 self.timeout = 0
@@ -800,7 +800,7 @@ class MailboxLog:
     vf: int
     entries: list[LogEntry] = field(default_factory=list)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[LogEntry]:
         return iter(self.entries)
 
     def __len__(self) -> int:
