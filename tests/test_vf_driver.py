@@ -404,3 +404,18 @@ def test_many_vfs_come_up_and_survive_a_pf_reset(host: Host) -> None:
     assert all(nic.link_up for nic in nics)
     pools = np.array([rar_pools(port, nic.mac) for nic in nics], dtype=object)
     assert list(pools) == [1 << n for n in range(63)]
+
+
+def test_set_coalesce_programs_the_queue_vector_and_survives_a_reset(host: Host, port: Port, vm: Vm) -> None:
+    nic = host.assign(port.vf(0), vm)
+    nic.up()
+    fn = port.vf(0)
+    assert fn.read32(R.VTEITR(0)) & R.MAX_EITR == 200, "ixgbevf starts adaptive at 20K interrupts/s"
+    nic.set_coalesce(50)
+    assert fn.read32(R.VTEITR(0)) & R.MAX_EITR == 50 << 2
+    with pytest.raises(ConfigError, match="rx-usecs"):
+        nic.set_coalesce(1023)
+    host.clock.advance(11 * S)
+    port.pf.reset()
+    host.clock.advance(10 * S)
+    assert nic.link_up and fn.read32(R.VTEITR(0)) & R.MAX_EITR == 50 << 2

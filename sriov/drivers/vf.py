@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sriov.drivers import coalesce
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, Message, QueueInfo, VfMailbox, XcastMode
 from sriov.errors import ConfigError, DriverStateError, MailboxError
@@ -96,6 +97,9 @@ class VfNic:
         self.allmulti = False
         self.xcast_mode: XcastMode | None = None
         self.rx_ring: Any | None = None
+        self.rx_usecs = coalesce.ADAPTIVE  # ixgbevf's default rx-usecs (1: adaptive, starts at 20K/s)
+        self._eims = (1 << QUEUE_VECTOR) | (1 << MBX_VECTOR)
+        self._mbx_vector = MBX_VECTOR
         self._busy = 0
         self._service_handle: EventHandle | None = None
         self._timer_handle: EventHandle | None = None
@@ -127,7 +131,7 @@ class VfNic:
         """Interrupts taken per vector, as /proc/interrupts names them."""
         return {
             f"{self.name}-TxRx-0": self._irq_counts[QUEUE_VECTOR],
-            self.name: self._irq_counts[MBX_VECTOR],
+            self.name: self._irq_counts[self._mbx_vector],
         }
 
     # ==========================================================================================
@@ -292,9 +296,8 @@ class VfNic:
         self._setup_rx_ring()
 
     def _configure_msix(self) -> None:
-        fn = self.function
-        fn.write32(R.VTIVAR(0), (QUEUE_VECTOR | R.IVAR_ALLOC_VAL) | (QUEUE_VECTOR | R.IVAR_ALLOC_VAL) << 8)
-        fn.write32(R.VTIVAR_MISC, MBX_VECTOR | R.IVAR_ALLOC_VAL)
+        """``ixgbevf_configure_msix``: queue 0 on vector 0, the mailbox on the vector after it."""
+        self._eims, self._mbx_vector = coalesce.configure_vf_msix(self.function, 1, self.rx_usecs)
 
     def _setup_rx_ring(self) -> None:
         """Queue 0's ring: allocated once from guest memory, re-programmed on every open."""
@@ -316,7 +319,7 @@ class VfNic:
         self._get_link_state()
         self.is_up = True
         self.adapter_stopped = False
-        self.function.write32(R.VTEIMS, (1 << QUEUE_VECTOR) | (1 << MBX_VECTOR))
+        coalesce.irq_enable(self.function, self._eims)  # auto-mask + auto-clear, then enable
         self.get_link_status = True
         self._start_timer()
         self._schedule_service(0)
@@ -365,12 +368,12 @@ class VfNic:
         if not 0 <= vector < self.NUM_VECTORS:
             return
         self._irq_counts[vector] += 1
-        if vector == MBX_VECTOR:  # ixgbevf_msix_other
-            self.function.write32(R.VTEICR, 1 << MBX_VECTOR)
+        if vector == self._mbx_vector:  # ixgbevf_msix_other
+            self.function.write32(R.VTEICR, 1 << vector)
             self.get_link_status = True
             self._schedule_service(0)
             if self.is_up:
-                self.function.write32(R.VTEIMS, 1 << MBX_VECTOR)
+                self.function.write32(R.VTEIMS, 1 << vector)  # re-enable after the auto-mask
 
     def _schedule_service(self, delay_ns: int) -> None:
         if self._service_handle is not None:
@@ -671,6 +674,13 @@ class VfNic:
                 self._busy -= 1
         return self.xcast_mode
 
+    def set_coalesce(self, rx_usecs: int) -> None:
+        """``ethtool -C ethX rx-usecs N``: 0 off, 1 adaptive, 2..1022 a fixed interval (VTEITR)."""
+        coalesce.itr_for_rx_usecs(rx_usecs)  # validates: ConfigError names the allowed range
+        self.rx_usecs = rx_usecs
+        if self.is_up:
+            coalesce.set_coalesce(self.function, rx_usecs, [QUEUE_VECTOR])
+
     def rx_poll(self, budget: int = 64) -> Any:
         """Take up to ``budget`` received frames off the ring (a zero-copy `Batch`)."""
         if self.rx_ring is None or not self.is_up:
@@ -702,6 +712,8 @@ class VfNic:
             mbx_msgs_tx=s.msgs_tx, mbx_msgs_rx=s.msgs_rx, mbx_acks=s.acks, mbx_reqs=s.reqs, mbx_rsts=s.rsts,
             mbx_timeouts=s.timeouts,
         )  # fmt: skip
-        if self.rx_ring is not None:
-            out.update(rx_ring_packets=int(self.rx_ring.frames), rx_ring_bytes=int(self.rx_ring.bytes))
+        if self.rx_ring is not None:  # what the driver itself took off its ring
+            for key, attr in (("rx_ring_packets", "frames"), ("rx_ring_bytes", "bytes")):
+                if hasattr(self.rx_ring, attr):
+                    out[key] = int(getattr(self.rx_ring, attr))
         return out
