@@ -520,6 +520,12 @@ cdef class RxKernel:
                 qs.moved = True
                 qs.avail -= 1
                 written[0] = dlen
+                if qs.avail:
+                    # Warm the buffer the next frame for this queue goes to (the NIC prefetches
+                    # descriptors the same way); a hint only, nothing is written through it here.
+                    addr = _ld64le(qs.ring_host + <uint64_t>idx * 16)
+                    if _xlate(qs, addr, 1, &p) == 0:
+                        __builtin_prefetch(p, 1, 3)
                 return DELIVERED
         # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
         nchunks = 0
@@ -691,3 +697,47 @@ cdef class RxKernel:
         for k in range(_P_N):
             self._port[self.port_slot[k]] += pc[k]
         return accepted
+
+
+def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None, Py_ssize_t ntc,
+               Py_ssize_t budget, int64_t[::1] offsets not None, uint32_t[::1] lengths not None,
+               uint16_t[::1] vlans not None):
+    """The driver's scan of a receive ring (ixgbevf_clean_rx_irq): completed frames from next_to_clean.
+
+    ``ring`` is the descriptor ring as (count, 4) little-endian words; ``bufs[d]`` the buffer address
+    of descriptor d. Takes descriptors while DD is set (at most count - 1), groups them into frames
+    by EOP, stops after ``budget`` frames or before a frame not yet complete. Writes per frame the
+    first buffer's address, the total length and the VLAN tag (when VP) into the output arrays.
+    Returns ``(frames, descriptors used, index of the frame whose buffers wrap round the ring or -1)``.
+    """
+    cdef Py_ssize_t count = ring.shape[0]
+    cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
+    cdef uint32_t status, total = 0
+    if ring.shape[1] != 4 or bufs.shape[0] != count:
+        raise _ConfigError("ring must be (count, 4) words with one buffer address per descriptor")
+    if not 0 <= ntc < count or budget < 0:
+        raise _ConfigError(f"next_to_clean {ntc} outside the {count}-descriptor ring, or negative budget")
+    if offsets.shape[0] < budget or lengths.shape[0] < budget or vlans.shape[0] < budget:
+        raise _ConfigError(f"output arrays must hold the budget ({budget}) frames")
+    with nogil:
+        d = ntc
+        while frames < budget and scanned < count - 1:
+            status = ring[d, 2]
+            if not status & _STAT_DD:
+                break
+            total += ring[d, 3] & 0xFFFF
+            scanned += 1
+            if status & _STAT_EOP:
+                offsets[frames] = <int64_t>bufs[first]
+                lengths[frames] = total
+                vlans[frames] = <uint16_t>(ring[d, 3] >> 16) if status & _STAT_VP else 0
+                if d < first:
+                    wrap = frames
+                frames += 1
+                used = scanned
+                total = 0
+                first = d + 1 if d + 1 < count else 0
+            d += 1
+            if d == count:
+                d = 0
+    return frames, used, wrap

@@ -83,7 +83,7 @@ class RxRig:
             self.vmolr(vf, R.VMOLR_BAM | R.VMOLR_AUPE)
             self.vlan(vf, 0, True)  # the PF puts every VF in VID 0's entry
             self.enable(vf)
-            self.rings.append(RxRing(fn, memory, 0, ring, buffer_size, vlan_strip))
+            self.rings.append(RxRing(fn, memory, 0, ring, buffer_size, vlan_strip, implementation=impl))
         self.vmolr(self.pf_pool, R.VMOLR_BAM | R.VMOLR_AUPE)
         self.enable(self.pf_pool)
         self.wire = Wire(self.dev, impl)

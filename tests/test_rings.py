@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import RxRig, eth
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sriov import _fastpath, golden
 from sriov.drivers.rings import RxRing
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
@@ -102,3 +105,42 @@ def test_pf_ring_uses_pf_registers(impl) -> None:
     assert result.pools(0) == [rig.pf_pool]
     assert ring.poll(8).to_list() == [frame]
     assert np.array_equal(ring.last_vlan, [0])
+
+
+def test_discard_recycles_without_handing_out_frames(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=8)
+    rig.set_mac(0, MAC0)
+    for _ in range(5):
+        rig.receive([eth(MAC0)] * 7)
+        assert rig.rings[0].discard() == 7
+    assert rig.counter(0, "rx_packets") == 35 and rig.counter(0, "rx_dropped") == 0
+
+
+descriptor = st.tuples(
+    st.booleans(), st.booleans(), st.booleans(), st.integers(0, 4096), st.integers(0, 0xFFFF)
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    descs=st.lists(descriptor, min_size=8, max_size=8).map(lambda d: d * 2),
+    ntc=st.integers(0, 15),
+    budget=st.integers(0, 20),
+)
+def test_harvest_compiled_matches_golden(descs, ntc, budget) -> None:
+    count = len(descs)
+    ring = np.zeros((count, 4), np.uint32)
+    for d, (dd, eop, vp, length, vlan) in enumerate(descs):
+        ring[d, 2] = (
+            (R.RXD_STAT_DD if dd else 0) | (R.RXD_STAT_EOP if eop else 0) | (R.RXD_STAT_VP if vp else 0)
+        )
+        ring[d, 3] = length | vlan << 16
+    bufs = np.arange(count, dtype=np.uint64) * np.uint64(2048) + np.uint64(1 << 20)
+    outs = []
+    for mod in (_fastpath, golden):
+        o = (np.zeros(budget, np.int64), np.zeros(budget, np.uint32), np.zeros(budget, np.uint16))
+        outs.append((mod.rx_harvest(ring, bufs, ntc, budget, *o), o))
+    (ra, oa), (rb, ob) = outs
+    assert ra == rb
+    assert all(np.array_equal(x[: ra[0]], y[: ra[0]]) for x, y in zip(oa, ob, strict=True))
+    assert ra[1] <= count - 1 and ra[0] <= budget

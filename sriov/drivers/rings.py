@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sriov import kernels
 from sriov.batch import Batch
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
@@ -44,10 +45,12 @@ class RxRing:
         buffer_size: int = 2048,
         vlan_strip: bool = False,
         start: bool = True,
+        implementation=None,
     ) -> None:
         """``fn``: the PCI function whose BAR programs the queue; ``queue``: the function's queue
         index (VF queue q for a VF; the PF queue index for the PF). ``start``: run `up` now (a
-        driver creates its ring when the interface comes up)."""
+        driver creates its ring when the interface comes up). ``implementation``: the kernels module
+        whose ``rx_harvest`` scans the ring (`sriov.kernels.impl` by default)."""
         if not isinstance(count, int) or not MIN_RING <= count <= R.MAX_RXD or count % MIN_RING:
             raise ConfigError(
                 f"ring size must be a multiple of {MIN_RING} in {MIN_RING}..{R.MAX_RXD}, got {count!r}"
@@ -89,18 +92,18 @@ class RxRing:
         self.bounce_addr = memory.alloc(BOUNCE_SIZE, align=64)
         raw = memory.view(self.ring_addr, count * R.RX_DESC_SIZE)
         self._desc64 = raw.view("<u8").reshape(count, 2)  # read format: pkt_addr, hdr_addr
-        desc32 = raw.view("<u4").reshape(count, 4)
-        desc16 = raw.view("<u2").reshape(count, 8)
-        self._status = desc32[:, 2]  # write-back: status_error
-        self._length = desc16[:, 6]
-        self._vlan = desc16[:, 7]
+        self._words = raw.view("<u4").reshape(count, 4)  # write-back: status_error [2], length|vlan [3]
+        self._offs = np.zeros(count, np.int64)  # poll's output, reused: a poll's views live until the next
+        self._lens = np.zeros(count, np.uint32)
+        self._vlans = np.zeros(count, np.uint16)
+        self._ts = np.zeros(count, np.int64)
+        self._impl = implementation if implementation is not None else kernels.impl
         self._bufs = np.arange(count, dtype=np.uint64) * np.uint64(buffer_size) + np.uint64(self.buffers_addr)
         self._ntc = 0  # next_to_clean
         self._ntu = 0  # next_to_use
         self.running = False
         self.last_vlan = np.zeros(0, np.uint16)  # VLAN tag (VP set) of each frame of the last poll, else 0
         self.frames = 0
-        self.bytes = 0
         if start:
             self.up()
 
@@ -150,73 +153,64 @@ class RxRing:
     # -- receive ----------------------------------------------------------------------------------
     def pending(self) -> int:
         """Descriptors the hardware has written back and the driver has not taken yet."""
-        return self._done_run()
-
-    def _done_run(self) -> int:
-        ntc, status = self._ntc, self._status
-        limit = self.count - 1
-        first = status[ntc : min(self.count, ntc + limit)]
-        notdone = (first & R.RXD_STAT_DD) == 0
-        if notdone.any():
-            return int(notdone.argmax())
-        n = len(first)
-        if n < limit:
-            second = status[: limit - n]
-            notdone = (second & R.RXD_STAT_DD) == 0
-            n += int(notdone.argmax()) if notdone.any() else len(second)
+        n = 0
+        d = self._ntc
+        while n < self.count - 1 and int(self._words[d, 2]) & R.RXD_STAT_DD:
+            n += 1
+            d = (d + 1) % self.count
         return n
 
     def poll(self, budget: int = 64) -> Batch:
-        """Up to ``budget`` received frames as zero-copy views (valid until the next poll)."""
+        """Up to ``budget`` received frames as zero-copy views (valid until the next poll).
+
+        The offsets/lengths arrays of the returned `Batch` are the ring's own (reused by the next
+        poll), so a poll allocates no per-frame object; ``last_vlan`` holds each frame's VLAN tag
+        (0 when the descriptor had no VP).
+        """
         if not isinstance(budget, int) or budget < 0:
             raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
         self.release()
         if budget == 0 or not self.running:
             return Batch.empty()
-        done = self._done_run()
-        if not done:
-            self.last_vlan = np.zeros(0, np.uint16)
+        frames, _ = self._harvest(budget)
+        self.last_vlan = self._vlans[:frames]
+        if not frames:
             return Batch.empty()
-        count, ntc = self.count, self._ntc
-        if ntc + done <= count:
-            idx = None
-            status = self._status[ntc : ntc + done]
-        else:
-            idx = np.concatenate([np.arange(ntc, count), np.arange(0, ntc + done - count)])
-            status = self._status[idx]
-        eop = np.flatnonzero(status & R.RXD_STAT_EOP)
-        if not len(eop):
-            return Batch.empty()  # a frame still being written (cannot happen within one batch)
-        frames = min(budget, len(eop))
-        used = int(eop[frames - 1]) + 1
-        data = self.memory.buffer
-        if frames == used:  # one descriptor per frame: the common case
-            sel = slice(ntc, ntc + used) if idx is None else idx[:used]
-            offsets = self._bufs[sel].astype(np.int64)
-            lengths = self._length[sel].astype(np.uint32)
-            vlan = np.where(status[:used] & R.RXD_STAT_VP, self._vlan[sel], 0).astype(np.uint16)
-        else:
-            ends = eop[:frames]
-            starts = np.concatenate([[0], ends[:-1] + 1])
-            order = np.arange(ntc, ntc + used) % count
-            lens = self._length[order].astype(np.uint32)
-            lengths = np.add.reduceat(lens, starts).astype(np.uint32)
-            offsets = self._bufs[order[starts]].astype(np.int64)
-            vlan = np.where(status[ends] & R.RXD_STAT_VP, self._vlan[order[ends]], 0).astype(np.uint16)
-            wraps = np.flatnonzero(order[starts] > order[ends])
-            for f in wraps.tolist():  # at most one: copy it whole into the bounce area
-                pieces = [
-                    self.memory.view(int(self._bufs[d]), int(self._length[d]))
-                    for d in order[starts[f] : ends[f] + 1].tolist()
-                ]
-                joined = np.concatenate(pieces)[:BOUNCE_SIZE]
-                self.memory.view(self.bounce_addr, len(joined))[:] = joined
-                offsets[f] = self.bounce_addr
-        self._ntc = (ntc + used) % count
-        self.last_vlan = vlan
         self.frames += frames
-        self.bytes += int(lengths.sum())
-        return Batch(data, offsets, lengths, np.zeros(frames, np.int64), validate=False)
+        return Batch(
+            self.memory.buffer, self._offs[:frames], self._lens[:frames], self._ts[:frames], validate=False
+        )
+
+    def discard(self, budget: int | None = None) -> int:
+        """Take completed frames and give their buffers straight back (a driver that drops
+        everything, XDP_DROP-style); returns how many frames there were."""
+        if not self.running:
+            return 0
+        self.release()
+        frames, _ = self._harvest(self.count - 1 if budget is None else budget)
+        self.frames += frames
+        self.release()
+        return frames
+
+    def _harvest(self, budget: int) -> tuple[int, int]:
+        budget = min(budget, self.count - 1)
+        frames, used, wrap = self._impl.rx_harvest(
+            self._words, self._bufs, self._ntc, budget, self._offs, self._lens, self._vlans
+        )
+        if wrap >= 0:  # a multi-buffer frame round the end of the ring: one copy, into the bounce area
+            first = (int(self._offs[wrap]) - self.buffers_addr) // self.buffer_size
+            length = int(self._lens[wrap])
+            pieces = -(-length // self.buffer_size)
+            out = self.memory.view(self.bounce_addr, min(length, BOUNCE_SIZE))
+            pos = 0
+            for k in range(pieces):
+                d = (first + k) % self.count
+                take = min(self.buffer_size, length - pos, len(out) - pos)
+                out[pos : pos + take] = self.memory.view(int(self._bufs[d]), take)
+                pos += take
+            self._offs[wrap] = self.bounce_addr
+        self._ntc = (self._ntc + used) % self.count
+        return frames, used
 
     def __repr__(self) -> str:
         return f"<RxRing {getattr(self.fn, 'name', '?')} q{self.queue} {self.count}x{self.buffer_size}>"

@@ -6,7 +6,7 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 """
 
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
-from sriov.golden.rx import DropReason, RxKernel, select_pools
+from sriov.golden.rx import DropReason, RxKernel, rx_harvest, select_pools
 
 __all__ = [
     "DropReason",
@@ -16,5 +16,6 @@ __all__ = [
     "mta_vectors",
     "rar_lookup",
     "rar_pools",
+    "rx_harvest",
     "select_pools",
 ]

@@ -442,3 +442,43 @@ class RxKernel:
             else:
                 reasons[i] = first_failure
         return accepted
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver's side: scanning a receive ring for completed frames (twin of ``rx_harvest`` in
+# ``sriov/_fp_rx.pxi``, used by `sriov.drivers.rings.RxRing`).
+def rx_harvest(ring, bufs, ntc: int, budget: int, offsets, lengths, vlans) -> tuple[int, int, int]:
+    """Completed frames from next_to_clean: ``(frames, descriptors used, wrapping frame or -1)``.
+
+    Takes descriptors while DD is set (at most count - 1), groups them by EOP into frames, stops
+    after ``budget`` frames or before an incomplete frame; per frame writes the first buffer's
+    address, the total length and the VLAN tag (when VP).
+    """
+    count = ring.shape[0]
+    if ring.ndim != 2 or ring.shape[1] != 4 or len(bufs) != count:
+        raise ConfigError("ring must be (count, 4) words with one buffer address per descriptor")
+    if not 0 <= ntc < count or budget < 0:
+        raise ConfigError(f"next_to_clean {ntc} outside the {count}-descriptor ring, or negative budget")
+    if min(len(offsets), len(lengths), len(vlans)) < budget:
+        raise ConfigError(f"output arrays must hold the budget ({budget}) frames")
+    frames = used = scanned = total = 0
+    wrap = -1
+    first = d = ntc
+    while frames < budget and scanned < count - 1:
+        status = int(ring[d, 2])
+        if not status & R.RXD_STAT_DD:
+            break
+        total += int(ring[d, 3]) & 0xFFFF
+        scanned += 1
+        if status & R.RXD_STAT_EOP:
+            offsets[frames] = int(bufs[first])
+            lengths[frames] = total
+            vlans[frames] = int(ring[d, 3]) >> 16 if status & R.RXD_STAT_VP else 0
+            if d < first:
+                wrap = frames
+            frames += 1
+            used = scanned
+            total = 0
+            first = (d + 1) % count
+        d = (d + 1) % count
+    return frames, used, wrap
