@@ -1,0 +1,63 @@
+"""Type stub of the compiled datapath ``sriov._fastpath`` (twins in ``sriov.golden``)."""
+
+import enum
+
+import numpy as np
+import numpy.typing as npt
+
+class DropReason(enum.IntEnum):
+    """Why a frame (or one pool's copy of it) was not delivered; DELIVERED when it was."""
+
+    DELIVERED = 0
+    LENGTH_ERROR = 1
+    LONG_LENGTH = 2
+    VLAN_FILTERED = 3
+    NO_POOL = 4
+    NO_DMA_RESOURCES = 5
+    DMA_FAULT = 6
+    QUEUE_DISABLED = 7
+    MISSED = 8
+
+def mta_vectors(macs: npt.NDArray[np.uint8], mo: int, out: npt.NDArray[np.uint16]) -> None: ...
+def rar_lookup(
+    rar: npt.NDArray[np.uint32],
+    mpsar: npt.NDArray[np.uint64],
+    macs: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.uint64],
+) -> None: ...
+def rx_harvest(
+    ring: npt.NDArray[np.uint32],
+    bufs: npt.NDArray[np.uint64],
+    ntc: int,
+    budget: int,
+    offsets: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.uint32],
+    vlans: npt.NDArray[np.uint16],
+) -> tuple[int, int, int]: ...
+
+class RxKernel:
+    """The receive flow of one port, bound once to the device's arrays."""
+
+    queue_frames: npt.NDArray[np.uint32]
+    def __init__(self, device: object) -> None: ...
+    def receive(
+        self,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.uint32],
+        timestamps: npt.NDArray[np.int64],
+        selected: npt.NDArray[np.uint64],
+        delivered: npt.NDArray[np.uint64],
+        reasons: npt.NDArray[np.uint8],
+    ) -> int: ...
+    def bind(
+        self,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.uint32],
+        timestamps: npt.NDArray[np.int64],
+        selected: npt.NDArray[np.uint64],
+        delivered: npt.NDArray[np.uint64],
+        reasons: npt.NDArray[np.uint8],
+    ) -> None: ...
+    def burst(self, n: int) -> int: ...
