@@ -17,8 +17,8 @@ Three parts, each usable on its own:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 
 from sriov.errors import ConfigError, MailboxError
@@ -529,7 +529,8 @@ def describe(msg: Message, reply: bool = False) -> str:
     try:
         if op == IXGBE_VF_RESET and reply:
             r = decode_reset_reply(msg)
-            return f"mac={format_mac(r.mac)} mc_filter_type={r.mc_filter_type}"
+            mac = format_mac(r.mac) if r.ack else "none from the administrator"
+            return f"mac={mac} mc_filter_type={r.mc_filter_type}"
         if op in (IXGBE_VF_SET_MAC_ADDR,):
             return f"mac={format_mac(decode_mac(msg))}"
         if op == IXGBE_VF_SET_MACVLAN:
@@ -793,30 +794,26 @@ class LogEntry:
         )
 
 
-@dataclass
-class MailboxLog:
-    """A VF's transcript: a list of `LogEntry` that prints as a table."""
+class MailboxLog(list[LogEntry]):
+    """A VF's transcript: a list of `LogEntry`, oldest first, that prints as a table."""
 
-    vf: int
-    entries: list[LogEntry] = field(default_factory=list)
+    def __init__(self, vf: int, entries: Iterable[LogEntry] = ()) -> None:
+        super().__init__(entries)
+        self.vf = vf
 
-    def __iter__(self) -> Iterator[LogEntry]:
-        return iter(self.entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __getitem__(self, i: int) -> LogEntry:
-        return self.entries[i]
+    @property
+    def entries(self) -> list[LogEntry]:
+        """The entries as a plain list."""
+        return list(self)
 
     def opcodes(self, direction: str | None = None) -> list[str]:
         """The opcode names in order (optionally only one direction)."""
-        return [e.opcode for e in self.entries if direction is None or e.direction == direction]
+        return [e.opcode for e in self if direction is None or e.direction == direction]
 
     def __str__(self) -> str:
-        head = f"mailbox transcript of VF {self.vf} ({len(self.entries)} messages)\n"
+        head = f"mailbox transcript of VF {self.vf} ({len(self)} messages)\n"
         cols = f"{'time':>15}  dir     {'opcode':<27} {'verdict':<9} words"
-        return head + "\n".join([cols, *(str(e) for e in self.entries)])
+        return head + "\n".join([cols, *(str(e) for e in self)])
 
 
 def entries_matching(entries: Iterable[LogEntry], opcode: str) -> list[LogEntry]:
