@@ -101,3 +101,14 @@ def test_synthesis_reused_buffer(benchmark, name: str) -> None:
     b = benchmark.pedantic(g.next_batch, args=(n,), kwargs={"out": out}, rounds=5, iterations=1)
     benchmark.extra_info.update(frames=len(b), mpps=n / benchmark.stats.stats.min / 1e6,
                                 gb_per_s=b.total_bytes / benchmark.stats.stats.min / 1e9)  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_write(benchmark, tmp_path: Path, fmt: str) -> None:
+    b = generate(PROFILES["imix"], READ_FRAMES["imix"], seed=1)
+    writer = write_pcap if fmt == "pcap" else write_pcapng
+    path = tmp_path / f"w.{fmt}"
+    writer(path, b[:10])  # compile / load
+    benchmark.pedantic(writer, args=(path, b), rounds=5, iterations=1)
+    size = path.stat().st_size
+    benchmark.extra_info.update(frames=len(b), bytes=size, gb_per_s=size / benchmark.stats.stats.min / 1e9)
