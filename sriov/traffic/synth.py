@@ -58,7 +58,6 @@ IMIX = {64: 7, 594: 4, 1518: 1}
 WIRE_OVERHEAD = 20  # preamble 7 + SFD 1 + inter-frame gap 12 (spec §6)
 MIN_SIZE = R.ETH_ZLEN + R.ETH_FCS_LEN  # 64
 MAX_SIZE = R.MAX_JUMBO_FRAME_SIZE
-BROADCAST = "ff:ff:ff:ff:ff:ff"
 CHUNK = 1 << 16  # frames per fill call: the random words of a chunk stay in cache
 TEMPLATE_BYTES = 56  # every header (tagged or not, with the sequence number) fits in 7 words
 MAX_TEMPLATES = 1 << 18  # 14 MiB of templates at most
@@ -81,8 +80,13 @@ def line_rate_pps(link: str, size: int = 64) -> float:
 class TrafficProfile:
     """What to send. Field names are the scenario file's ``[traffic.generator]`` keys.
 
-    ``sizes``: an int (fixed), ``"imix"``, ``{"uniform": [lo, hi]}`` (inclusive), or a mapping
-    size -> weight (custom; keys may be strings, as TOML gives them). ``dst``: unicast
+    ``frames``: how many (``generate``'s default). ``rate``: ``"10G"``-style line rate of a link,
+    ``"2.5Gbps"`` (wire bits), ``"1.5Mpps"`` or a number of packets/s; ``link``: the link that
+    bounds it (default: the one ``rate`` names, else 10G); ``burst``: frames released together,
+    back to back; ``start_ns``: the first frame's timestamp (see the module docstring). Sizes
+    count the FCS (64..9728; a 64-byte frame is 60 bytes in the Batch). ``sizes``: an int
+    (fixed), ``"imix"``, ``{"uniform": [lo, hi]}`` (inclusive), or a mapping size -> weight
+    (custom; keys may be strings, as TOML gives them). ``dst``: unicast
     destinations chosen by ``dst_dist`` (``"uniform"``, or ``"zipf"`` with exponent ``zipf_s``:
     the first address is the most popular). ``vlans``: chosen uniformly, 0 = untagged, else an
     802.1Q tag with ``pcp``. ``broadcast_share`` and ``multicast_share`` of frames go to
