@@ -228,3 +228,56 @@ def test_burst_entry_point_matches_receive_and_allocates_nothing(impl) -> None:
         grown = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(snap, "filename"))
         tracemalloc.stop()
         assert grown <= 0 or grown < 4096  # tracemalloc's own bookkeeping only
+
+
+# ------------------------------------------------------------------------------------------------
+# The same flows with the real PF and VF drivers programming the device (sriov.host).
+def _host_port(num_vfs: int, vlans: dict[int, int] | None = None):
+    from sriov.host import Host
+
+    host = Host(seed=0)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(num_vfs)
+    nics = []
+    for vf in range(num_vfs):
+        port.pf.set_vf(vf, mac=MACS[vf], vlan=(vlans or {}).get(vf, 0))
+        vm = host.add_vm(f"vm{vf}", memory=8 << 20)
+        nic = host.assign(port.vf(vf), vm)
+        nic.up()
+        nics.append(nic)
+    host.clock.advance(10_000_000)
+    return host, port, nics
+
+
+def test_drivers_port_vlan_and_broadcast(impl) -> None:
+    from sriov.wire import Wire
+
+    _host, port, nics = _host_port(4, vlans={1: 100})
+    wire = Wire(port.device, impl)
+    frames = [eth(MACS[0]), eth(MACS[1], vid=100), eth(BCAST), eth(BCAST, vid=100), eth(MACS[2], vid=7)]
+    result = wire.receive(Batch.from_frames(frames))
+    assert result.pools(0) == [0] and result.pools(1) == [1]
+    assert {0, 2, 3} <= set(result.pools(2)) and 1 not in result.pools(2)  # untagged: not the port-VLAN VF
+    assert 1 in result.pools(3) and 0 not in result.pools(3)
+    assert result.reason(4) == DropReason.VLAN_FILTERED
+    assert nics[0].rx_poll(64).to_list() == [frames[0], frames[2]]
+    assert len(nics[1].rx_poll(64)) == 2
+    assert nics[0].stats()["rx_packets"] == 2  # VFGPRC, from the pool counters the kernel keeps
+    assert_rx_conserved(port.device)
+
+
+def test_drivers_multicast_join_and_trunk_vlan(impl) -> None:
+    from sriov.wire import Wire
+
+    host, port, nics = _host_port(2)
+    wire = Wire(port.device, impl)
+    group = "01:00:5e:00:00:fb"
+    assert 0 not in wire.receive(Batch.from_frames([eth(group)])).pools(0)
+    nics[0].set_multicast([group])
+    nics[0].add_vlan(10)
+    host.clock.advance(10_000_000)
+    result = wire.receive(Batch.from_frames([eth(group), eth(MACS[0], vid=10), eth(MACS[1], vid=10)]))
+    assert 0 in result.pools(0) and 1 not in result.pools(0)
+    assert result.pools(1) == [0]
+    assert 1 not in result.selected_pools(2)  # VF1 is not in VLAN 10
+    assert_rx_conserved(port.device)
