@@ -1,0 +1,84 @@
+"""PNG plots of a scenario run: per-VF throughput over time, drops by reason, interrupt rate."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no screen needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
+    """Write throughput.png, drops.png and interrupts.png for a finished run into ``out``."""
+    plt = _pyplot()
+    out.mkdir(parents=True, exist_ok=True)
+    samples = built.samples
+    keys = [k for k in (samples[0] if samples else {}) if k != "t_ns"]
+    written = []
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in keys:
+        t, mbps = _rates(samples, key, index=1, scale=8e-6)
+        ax.plot(t, mbps, label=key)
+    ax.set_xlabel("simulated time (ms)")
+    ax.set_ylabel("received (Mbit/s)")
+    ax.set_title(f"{report.scenario}: per-VF receive throughput")
+    if keys:
+        ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    path = out / "throughput.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    reasons = sorted(report.drops_by_reason.items(), key=lambda kv: -kv[1])
+    ax.barh([r for r, _ in reasons] or ["(none)"], [v for _, v in reasons] or [0], color="tab:red")
+    ax.set_xlabel("frames (or pool copies) dropped")
+    ax.set_title(f"{report.scenario}: drops by reason")
+    ax.grid(alpha=0.3, axis="x")
+    path = out / "drops.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key in keys:
+        t, rate = _rates(samples, key, index=2, scale=1.0)
+        ax.plot(t, [r / 1000 for r in rate], label=key)
+    ax.set_xlabel("simulated time (ms)")
+    ax.set_ylabel("interrupts (thousand per second)")
+    ax.set_title(f"{report.scenario}: interrupt rate per VF")
+    if keys:
+        ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    path = out / "interrupts.png"
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def _rates(
+    samples: list[dict[str, Any]], key: str, index: int, scale: float
+) -> tuple[list[float], list[float]]:
+    """Per-second rates of a cumulative counter between consecutive samples."""
+    times, rates = [], []
+    for prev, cur in itertools.pairwise(samples):
+        dt = (cur["t_ns"] - prev["t_ns"]) / 1e9
+        if dt <= 0:
+            continue
+        times.append(cur["t_ns"] / 1e6)
+        rates.append((cur[key][index] - prev[key][index]) / dt * scale)
+    return times, rates
