@@ -1,5 +1,6 @@
 """sriov: a software model of an SR-IOV NIC (Intel 82599 / ixgbe), register- and mailbox-faithful."""
 
+from sriov.batch import Batch
 from sriov.drivers.pf import PfDriver
 from sriov.drivers.vf import VfNic
 from sriov.errors import (
@@ -15,15 +16,21 @@ from sriov.host import Host, Port, Vm
 from sriov.hw.clock import SimClock
 from sriov.hw.device import Device82599, PciFunction, PfFunction, VfFunction
 from sriov.hw.iommu import Iommu
+from sriov.traffic.capture import Capture, read_pcap, write_pcap, write_pcapng
+from sriov.traffic.synth import TrafficProfile, generate
+from sriov.wire import DropReason, RxResult, Wire
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
+    "Capture",
     "CaptureError",
     "ConfigError",
     "Device82599",
     "DmaFault",
     "DriverStateError",
+    "DropReason",
     "Host",
     "Iommu",
     "MailboxError",
@@ -32,9 +39,16 @@ __all__ = [
     "PfFunction",
     "Port",
     "RegisterAccessError",
+    "RxResult",
     "SimClock",
     "SriovError",
+    "TrafficProfile",
     "VfFunction",
     "VfNic",
     "Vm",
+    "Wire",
+    "generate",
+    "read_pcap",
+    "write_pcap",
+    "write_pcapng",
 ]
