@@ -343,46 +343,47 @@ def test_drop_reasons_have_the_same_names_and_values(impl) -> None:
     assert {r.name: int(r) for r in impl.DropReason} == {r.name: int(r) for r in golden.DropReason}
 
 
+# VT off, broadcast accepted, the PF's queue 0 with a 16-descriptor ring of 2 KiB buffers
+PLAIN_NIC = {
+    "vt": False,
+    "num_vfs": 1,
+    "gcr": 0,
+    "dis_defpl": False,
+    "vlnctrl": R.ETH_P_8021Q,
+    "maxfrs": 1518,
+    "fctrl": R.FCTRL_BAM,
+    "mo": 0,
+    "rars": [],
+    "mta": [],
+    "uta": [],
+    "vfta": [],
+    "vlvf": [],
+    "vmolr": [0] * 64,
+    "vfre": 0,
+    "mapping": [["rw"] * MEM_PAGES] * 2,
+    "later_writes": [],
+    "queues": [
+        None,
+        {
+            "rdbal": PAGE_SIZE,
+            "rdbah": 0,
+            "rdlen": 256,
+            "rdh": 0,
+            "rdt": 15,
+            "srrctl": 2,
+            "rxdctl": R.RXDCTL_ENABLE,
+            "bufs": [0] * 16,
+            "buf_base": 4 * PAGE_SIZE,
+            "random_bufs": False,
+            "qde": False,
+        },
+    ],
+}
+
+
 @pytest.mark.parametrize("impl", [_fastpath, golden], ids=["compiled", "golden"])
 def test_frames_outside_the_buffer_are_refused_and_change_nothing(impl) -> None:
-    world = World(
-        {
-            "vt": False,
-            "num_vfs": 1,
-            "gcr": 0,
-            "dis_defpl": False,
-            "vlnctrl": R.ETH_P_8021Q,
-            "maxfrs": 1518,
-            "fctrl": R.FCTRL_BAM,
-            "mo": 0,
-            "rars": [],
-            "mta": [],
-            "uta": [],
-            "vfta": [],
-            "vlvf": [],
-            "vmolr": [0] * 64,
-            "vfre": 0,
-            "mapping": [["rw"] * MEM_PAGES] * 2,
-            "later_writes": [],
-            "queues": [
-                None,
-                {
-                    "rdbal": PAGE_SIZE,
-                    "rdbah": 0,
-                    "rdlen": 256,
-                    "rdh": 0,
-                    "rdt": 15,
-                    "srrctl": 2,
-                    "rxdctl": R.RXDCTL_ENABLE,
-                    "bufs": [0] * 16,
-                    "buf_base": 4 * PAGE_SIZE,
-                    "random_bufs": False,
-                    "qde": False,
-                },
-            ],
-        },
-        impl,
-    )
+    world = World(PLAIN_NIC, impl)
     data = np.zeros(100, np.uint8)
     data[:6] = 0xFF
     before = world.snapshot()
@@ -409,3 +410,19 @@ def test_frames_outside_the_buffer_are_refused_and_change_nothing(impl) -> None:
         == 1
     )
     assert out[1][0] == 1 and world.dev.pf.read32(R.RDH(0)) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="a bug planted in the golden model must be caught by the scoreboard")
+def test_scoreboard_catches_a_planted_bug(monkeypatch) -> None:
+    from sriov.golden import rx as golden_rx
+
+    real = golden_rx.parse_frame
+
+    def no_padding(frame, vet, max_frame):  # the planted bug: short frames are not padded to 60
+        reason, padded, tagged, tci = real(frame, vet, max_frame)
+        return reason, padded[: len(frame)], tagged, tci
+
+    monkeypatch.setattr(golden_rx, "parse_frame", no_padding)
+    fast, slow = World(PLAIN_NIC, _fastpath), World(PLAIN_NIC, golden)
+    arrays = as_arrays([b"\xff" * 6 + bytes(14)])
+    assert_same(fast, slow, fast.run(arrays), slow.run(arrays))
