@@ -160,7 +160,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 f"{r['x_line_rate']['10G']:.2f}", f"{r['x_line_rate']['40G']:.2f}",
                 f"{r['x_line_rate']['100G']:.2f}",
             )  # fmt: skip
-        Console().print(table)
+        Console(width=None if sys.stdout.isatty() else 160).print(table)
     return 0
 
 

@@ -126,3 +126,36 @@ def test_parse_vf_words() -> None:
 def test_missing_scenario_file_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["run", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml" in capsys.readouterr().err
+
+
+def test_bench_quick_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from sriov import bench
+
+    monkeypatch.setattr(bench, "run_standard", lambda quick: _tiny_bench())
+    assert main(["bench", "--json", "--quick"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    names = [r["name"] for r in doc["scenarios"]]
+    assert names == list(bench.STANDARD)
+    for row in doc["scenarios"]:
+        assert row["frames"] > 0 and row["mpps"] > 0, row
+        # the line-rate ratios are one wire rate over three links: they scale 10 : 40 : 100
+        ratios = row["x_line_rate"]
+        assert ratios["10G"] == pytest.approx(4 * ratios["40G"]) == pytest.approx(10 * ratios["100G"])
+
+
+def _tiny_bench() -> dict:
+    from sriov import bench
+
+    rows = [bench._row(name, *fn(0.01), note=note) for name, (fn, note) in bench.STANDARD.items()]
+    return {"implementation": "test", "scenarios": rows, "seconds_per_scenario": 0.01}
+
+
+def test_bench_rx_rig_delivers_everything_it_offers() -> None:
+    """The standard receive rigs are sized so no ring overflows: the figure is frames delivered."""
+    from sriov import bench
+
+    rig = bench._rig(8, 64, frames=448 * 8)
+    result = rig.port.wire.receive(rig.batch)
+    assert result.accepted == len(rig.batch)
+    per_vf = [len(nic.rx_poll(budget=1 << 16)) for nic in rig.nics]
+    assert sum(per_vf) == 448 * 8 and max(per_vf) <= 511, per_vf
