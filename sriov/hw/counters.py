@@ -32,6 +32,15 @@ PORT_COUNTERS = (
     "tx_local_packets",
     # receive conservation (issue 4): rx_frames_in = rx_classified + the four port-level drops
     "rx_classified",  # frames the L2 switch sent to >= 1 pool (before any per-queue drop)
+    # transmit conservation (issue 5, sriov.wire.tx_conservation_errors):
+    # tx_posted = tx_packets + tx_dropped; tx_dropped = tx_spoofed + tx_dma_faults + tx_disabled
+    # + tx_length_errors; tx_packets = tx_wire_packets + tx_local_packets - tx_flooded
+    "tx_posted",  # frames the TX engine took off the rings (descriptor chains ending in EOP)
+    "tx_disabled",  # dropped: the pool's transmit enable (VFTE) is clear
+    "tx_length_errors",  # dropped: shorter than a header, longer than the MAC sends, too many descriptors
+    "tx_flooded",  # forwarded both to local pools (VEB) and to the wire (broadcast/multicast)
+    "tx_local_copies",  # copies the VEB made for local pools (each counted as rx_copies of that pool)
+    "tx_ring_faults",  # IOMMU faults on descriptor fetch / head write-back (the queue waits; no frame)
 )
 
 # Per pool (the pool of VF n is n; the PF's pool is num_vfs).
@@ -49,6 +58,11 @@ POOL_COUNTERS = (
     "tx_dma_faults",
     # receive conservation (issue 4): rx_copies = rx_packets + rx_dropped + rx_dma_faults + rx_queue_disabled
     "rx_copies",  # copies of frames the L2 switch sent to this pool
+    # transmit conservation (issue 5): tx_posted = tx_packets + tx_dropped (the sum of the reasons)
+    "tx_posted",
+    "tx_disabled",
+    "tx_length_errors",
+    "tx_ring_faults",
 )
 
 PORT = {name: i for i, name in enumerate(PORT_COUNTERS)}

@@ -582,6 +582,15 @@ ADVTXD_DCMD_DEXT = 0x20000000
 ADVTXD_DCMD_VLE = 0x40000000
 ADVTXD_PAYLEN_SHIFT = 14
 TXD_STAT_DD = 0x00000001
+ADVTXD_DTALEN_MASK = 0x0000FFFF  # cmd_type_len bits 15:0: bytes in this descriptor's buffer
+ADVTXD_DTYP_MASK = 0x00F00000
+ADVTXD_DTYP_CTXT = 0x00200000  # advanced context descriptor (with DEXT)
+ADVTXD_STAT_DD_OFFSET = 12  # byte offset of the write-back status word (wb.status)
+TDWBAL_HEAD_WB_ENABLE = 0x00000001  # TDWBAL bit 0: write the head to memory instead of DD
+TX_MAX_DATA_DESCS = 40  # descriptors one frame may span (82599; DPDK IXGBE_TX_MAX_SEG)
+TX_MAX_FRAME_SIZE = 15872  # largest frame the MAC sends, FCS included (15.5 KiB jumbo)
+VMVIR_VLAN_TAG_MASK = 0x0000FFFF  # VID 11:0, CFI 12, PCP 15:13 of the inserted tag
+VMVIR_VLANA_MASK = 0xC0000000  # 01 = always insert the default tag, 10 = never, 00 = per descriptor
 
 # --------------------------------------------------------------------------------------------
 # Ethernet (spec §6)
