@@ -47,7 +47,6 @@ cdef uint8_t _FAULT_READ_ONLY = _iommu.FAULT_READ_ONLY
 
 cdef enum:
     _MAX_FRAME_DESCS = 64     # a frame of <= 65535 bytes in buffers of >= 1 KiB
-    _PREFETCH_AHEAD = 4       # descriptors ahead whose buffer is warmed
     _MAX_CHUNKS = 192         # page-sized pieces of one frame's buffers (<= 16 + 2 per descriptor)
     _Q_UNLOADED = 0
     _Q_READY = 1
@@ -106,10 +105,6 @@ cdef struct QState:
     const uint64_t* buf_size
     uint64_t nbuf
     uint8_t* ring_host      # the whole ring when it is mapped writable in one host buffer, else NULL
-
-
-cdef extern from *:
-    void __builtin_prefetch(const void*, int, int) nogil
 
 
 cdef inline uint64_t _ld64le(const uint8_t* p) noexcept nogil:
@@ -233,6 +228,41 @@ cdef uint8_t* _ring_host(const QState* qs) noexcept nogil:
                 + ((page - (first >> _PAGE_SHIFT)) << _PAGE_SHIFT)):
             return NULL
     return p0
+
+
+cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
+                           uint32_t tci, uint32_t* written) noexcept nogil:
+    """The common delivery, small enough to inline: a ready queue whose ring is mapped, one
+    descriptor, a buffer inside one page that translates. -1 when any of that does not hold (then
+    `RxKernel._copy` decides, faults and drops included); 0 (DELIVERED) when done."""
+    cdef bint strip
+    cdef uint32_t dlen, status, vlan = 0
+    cdef uint64_t addr
+    cdef uint8_t* dp
+    cdef uint8_t* p = NULL
+    if qs.state != _Q_READY or qs.ring_host == NULL or qs.avail == 0:
+        return -1
+    strip = tagged and qs.strip_on
+    dlen = plen - _VLAN_HLEN if strip else plen
+    if dlen > qs.bsize:
+        return -1
+    dp = qs.ring_host + <uint64_t>qs.head * 16
+    addr = _ld64le(dp)
+    if (addr & _PAGE_MASK) + dlen > _PAGE_MASK + 1 or _xlate(qs, addr, dlen, &p) != 0:
+        return -1
+    _stream(p, f, flen, strip, 0, dlen)
+    status = _STAT_DD | _STAT_EOP
+    if tagged:
+        status |= _STAT_VP
+        vlan = tci
+    _write_back(dp, status, dlen, vlan)
+    qs.head += 1
+    if qs.head == qs.count:
+        qs.head = 0
+    qs.moved = True
+    qs.avail -= 1
+    written[0] = dlen
+    return DELIVERED
 
 
 cdef Py_ssize_t _first_out_of_bounds(Py_ssize_t data_len, const int64_t* offs, const uint32_t* lens,
@@ -547,16 +577,6 @@ cdef class RxKernel:
                 qs.moved = True
                 qs.avail -= 1
                 written[0] = dlen
-                if qs.avail > _PREFETCH_AHEAD:
-                    # Warm the buffer a few frames ahead in this queue (the NIC prefetches
-                    # descriptors the same way): the frame writes then hit the cache instead of
-                    # stalling on a line fill. A hint only, nothing is written through it here.
-                    d = idx + _PREFETCH_AHEAD
-                    if d >= qs.count:
-                        d -= qs.count
-                    addr = _ld64le(qs.ring_host + <uint64_t>d * 16)
-                    if _xlate(qs, addr, 1, &p) == 0:
-                        __builtin_prefetch(p, 1, 3)
                 return DELIVERED
         # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
         nchunks = 0
@@ -677,7 +697,9 @@ cdef class RxKernel:
                 qs = &self.qs[pool]
                 if qs.state == _Q_UNLOADED:
                     self._queue(pool)
-                r = self._copy(qs, f, flen, plen, tagged, tci, &written)
+                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
+                if r < 0:
+                    r = self._copy(qs, f, flen, plen, tagged, tci, &written)
                 if r == DELIVERED:
                     got |= 1ULL << pool
                     pool_c[pool * npc + ps_packets] += 1
