@@ -24,6 +24,7 @@ import numpy as np
 from sriov.drivers import coalesce
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, Message, QueueInfo, VfMailbox, XcastMode
+from sriov.drivers.napi import Napi
 from sriov.errors import ConfigError, DriverStateError, MailboxError
 from sriov.hw import regs as R
 from sriov.hw.clock import EventHandle, SimClock
@@ -108,6 +109,8 @@ class VfNic:
         self._stat_total: dict[int, int] = {}
         self.counters = {"resets": 0, "reset_failures": 0, "link_changes": 0, "mbx_errors": 0}
         self.messages: list[str] = []  # what the driver would print to the kernel log
+        self.napi = Napi(self)  # the queue vector's poll cycle (sriov/drivers/napi.py)
+        self.on_receive: Any = None  # the guest stack's hand-off: callable(Batch), or None for rx_poll
 
     def __repr__(self) -> str:
         return f"<VfNic {self.name} on {self.function.name} mac={self.mac} up={self.is_up}>"
@@ -301,6 +304,7 @@ class VfNic:
 
     def _setup_rx_ring(self) -> None:
         """Queue 0's ring: allocated once from guest memory, re-programmed on every open."""
+        self.napi.reset()
         if self.rx_ring is not None:
             self.rx_ring.up()
             return
@@ -341,6 +345,7 @@ class VfNic:
         self._cancel_timers()
         if self.rx_ring is not None:
             self.rx_ring.down()
+        self.napi.reset()
         self._reset()
 
     def _reinit(self) -> None:
@@ -374,6 +379,8 @@ class VfNic:
             self._schedule_service(0)
             if self.is_up:
                 self.function.write32(R.VTEIMS, 1 << vector)  # re-enable after the auto-mask
+        else:  # a queue vector (ixgbevf_msix_clean_rings): schedule NAPI, which re-enables it
+            self.napi.interrupt(vector)
 
     def _schedule_service(self, delay_ns: int) -> None:
         if self._service_handle is not None:
@@ -678,16 +685,18 @@ class VfNic:
         """``ethtool -C ethX rx-usecs N``: 0 off, 1 adaptive, 2..1022 a fixed interval (VTEITR)."""
         coalesce.itr_for_rx_usecs(rx_usecs)  # validates: ConfigError names the allowed range
         self.rx_usecs = rx_usecs
+        self.napi.coalesce_changed(rx_usecs)
         if self.is_up:
             coalesce.set_coalesce(self.function, rx_usecs, [QUEUE_VECTOR])
 
     def rx_poll(self, budget: int = 64) -> Any:
-        """Take up to ``budget`` received frames off the ring (a zero-copy `Batch`)."""
+        """Up to ``budget`` received frames: first those NAPI already handed to the stack (copies),
+        else straight off the ring (zero-copy views, valid until the next poll)."""
         if self.rx_ring is None or not self.is_up:
             raise DriverStateError(
                 f"{self.name}: no receive ring (interface down, or the datapath rings are not in this build)"
             )
-        return self.rx_ring.poll(budget)
+        return self.napi.rx_poll(budget)
 
     def _stat(self, lsb: int, msb: int | None, width: int) -> int:
         fn = self.function
@@ -712,6 +721,7 @@ class VfNic:
             mbx_msgs_tx=s.msgs_tx, mbx_msgs_rx=s.msgs_rx, mbx_acks=s.acks, mbx_reqs=s.reqs, mbx_rsts=s.rsts,
             mbx_timeouts=s.timeouts,
         )  # fmt: skip
+        out.update(self.napi.stats())
         if self.rx_ring is not None:  # what the driver itself took off its ring
             for key, attr in (("rx_ring_packets", "frames"), ("rx_ring_bytes", "bytes")):
                 if hasattr(self.rx_ring, attr):

@@ -106,6 +106,25 @@ class SimClock:
         if target > self._now:
             self._now = target
 
+    def run_before(self, time_ns: int) -> None:
+        """Run every event due strictly before ``time_ns`` and move the clock there.
+
+        Events due at ``time_ns`` itself stay queued, so whatever the caller does next happens
+        ahead of them at that instant (frame arrivals come before the timers they race).
+        """
+        target = int(time_ns)
+        queue = self._queue
+        while queue and queue[0].time < target:
+            event = heapq.heappop(queue)
+            if event.cancelled:
+                continue
+            if event.time > self._now:
+                self._now = event.time
+            self.events_run += 1
+            event.action()
+        if target > self._now:
+            self._now = target
+
     def run_pending(self, limit_ns: int = 10**9) -> None:
         """Run events until the queue is empty or ``limit_ns`` of simulated time passed."""
         deadline = self._now + limit_ns

@@ -1,0 +1,330 @@
+"""NAPI for the VF driver: interrupts schedule polls of the receive ring on the simulation clock.
+
+What ixgbevf does (facts from its sources; the code is ours):
+
+* The queue vector's MSI-X handler (``ixgbevf_msix_clean_rings``) only schedules NAPI. The
+  device has already masked the vector (VTEIAM, auto-mask) and cleared its cause (VTEIAC).
+* ``ixgbevf_poll`` cleans up to ``budget`` frames. If it used the whole budget, the NAPI core
+  polls again without re-enabling the interrupt; otherwise ``napi_complete_done``, then, in
+  adaptive mode (rx-usecs 1), ``ixgbevf_set_itr`` (VTEITR written only when the value changes),
+  then ``ixgbevf_irq_enable_queues``: VTEIMS = the vector's bit.
+
+Guest CPU time is model time (`NapiConfig`): a poll that takes ``k`` frames lasts
+``poll_overhead_ns + k * per_frame_ns``; frame ``j`` (1-based) of the poll reaches the guest
+stack at ``start + poll_overhead_ns + j * per_frame_ns``; the buffers go back to the ring
+(refill, one tail write) when the poll ends. These are the rules of the Numba timeline
+(`sriov.timeline`), so the full model and the kernel can be held to the same answers.
+
+Where the frames go (the "guest stack"): ``nic.on_receive(batch)`` when the guest set one
+(zero-copy views, valid during the call), otherwise a bounded backlog that ``nic.rx_poll``
+returns from (copies: the ring's buffers are reused), like a socket receive queue. Frames that
+find the backlog full are dropped and counted (``rx_backlog_dropped``).
+
+`RxTrace` is instrumentation, not driver state: `sriov.host.Host.run_traffic` records the
+arrival time of every frame the device writes to the ring, NAPI records when each one was
+handed to the stack and when each interrupt reached the guest; latency percentiles and
+interrupt rates come from there.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sriov.batch import Batch
+from sriov.drivers import coalesce
+from sriov.errors import ConfigError
+from sriov.hw import regs as R
+from sriov.hw.clock import EventHandle
+
+if TYPE_CHECKING:
+    from sriov.drivers.vf import VfNic
+
+NAPI_POLL_WEIGHT = 64  # the kernel's default NAPI budget, which ixgbevf uses
+NETDEV_MAX_BACKLOG = 1000  # Linux default; here: frames handed to the stack that nobody read yet
+
+
+@dataclass(frozen=True)
+class NapiConfig:
+    """Guest-side costs and limits of the receive path (model choices, in ns and frames).
+
+    The defaults are those of `sriov.timeline.ModerationSettings`: 1 us per poll (softirq entry,
+    ring bookkeeping, the tail write) and 50 ns per frame (descriptor, skb, protocol hand-off).
+    """
+
+    budget: int = NAPI_POLL_WEIGHT
+    poll_overhead_ns: int = 1_000
+    per_frame_ns: int = 50
+    backlog: int = NETDEV_MAX_BACKLOG
+
+    def __post_init__(self) -> None:
+        for name in ("budget", "poll_overhead_ns", "per_frame_ns", "backlog"):
+            value = getattr(self, name)
+            low = 1 if name == "budget" else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+class _Series:
+    """A growable int64 array (amortised doubling), for traces of any length."""
+
+    __slots__ = ("data", "n")
+
+    def __init__(self) -> None:
+        self.data = np.empty(1024, np.int64)
+        self.n = 0
+
+    def _room(self, k: int) -> None:
+        if self.n + k > len(self.data):
+            bigger = np.empty(max(2 * len(self.data), self.n + k), np.int64)
+            bigger[: self.n] = self.data[: self.n]
+            self.data = bigger
+
+    def extend(self, values: np.ndarray) -> None:
+        k = len(values)
+        self._room(k)
+        self.data[self.n : self.n + k] = values
+        self.n += k
+
+    def fill(self, value: int, k: int) -> None:
+        self._room(k)
+        self.data[self.n : self.n + k] = value
+        self.n += k
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+    def clear(self) -> None:
+        self.n = 0
+
+
+class RxTrace:
+    """Arrival, hand-off and interrupt times of one nic's receive queue (simulation ns).
+
+    Frames are matched in ring order: the device fills the ring in arrival order and the
+    driver takes it in the same order. A frame whose arrival time is not known (written by a
+    caller other than `Host.run_traffic`) has arrival -1 and is left out of the latencies.
+    """
+
+    def __init__(self) -> None:
+        self._pending = _Series()  # arrival times of frames in the ring, not taken yet
+        self._head = 0
+        self.arrival = _Series()  # per frame handed to the stack, in order
+        self.handed = _Series()
+        self.irq = _Series()  # when each queue-vector interrupt reached the guest
+        self.accounted: int | None = None  # the queue's frames-written count already logged (host side)
+
+    # -- the host side: frames written into the ring --------------------------------------------
+    def arrived(self, arrivals_ns: np.ndarray) -> None:
+        """Frames the device just wrote to the ring, in ring order."""
+        self._pending.extend(arrivals_ns)
+
+    def arrived_unknown(self, count: int) -> None:
+        """``count`` frames written whose arrival time nobody recorded."""
+        if count > 0:
+            self._pending.fill(-1, count)
+
+    def waiting(self) -> int:
+        """Frames logged as written and not taken by the driver yet."""
+        return self._pending.n - self._head
+
+    def flush(self) -> None:
+        """The ring was reset: frames in it are gone."""
+        self._pending.clear()
+        self._head = 0
+
+    # -- the driver side ------------------------------------------------------------------------
+    def taken(self, handed_ns: np.ndarray) -> None:
+        """The driver took ``len(handed_ns)`` frames; frame k reached the stack at ``handed_ns[k]``."""
+        k = len(handed_ns)
+        avail = min(k, self.waiting())
+        arrivals = self._pending.data[self._head : self._head + avail]
+        self.arrival.extend(arrivals)
+        if avail < k:
+            self.arrival.fill(-1, k - avail)
+        self.handed.extend(handed_ns)
+        self._head += avail
+        if self._head > 4096 and self._head * 2 > self._pending.n:  # keep the FIFO small
+            rest = self._pending.data[self._head : self._pending.n].copy()
+            self._pending.clear()
+            self._pending.extend(rest)
+            self._head = 0
+
+    def interrupt(self, now: int) -> None:
+        """A queue-vector interrupt reached the guest at ``now``."""
+        self.irq.fill(now, 1)
+
+    # -- results --------------------------------------------------------------------------------
+    def latencies_ns(self) -> np.ndarray:
+        """Arrival -> handed-to-the-stack latency of every frame whose arrival is known."""
+        a = self.arrival.view()
+        known = a >= 0
+        return self.handed.view()[known] - a[known]
+
+    def clear_results(self) -> None:
+        """Forget the recorded hand-offs and interrupts (frames in the ring stay matched)."""
+        self.arrival.clear()
+        self.handed.clear()
+        self.irq.clear()
+
+
+class Napi:
+    """The NAPI context of a VF driver's queue vector."""
+
+    def __init__(self, nic: VfNic, config: NapiConfig | None = None) -> None:
+        self.nic = nic
+        self.config = config or NapiConfig()
+        self.enabled = True  # False: the queue vector's handler does nothing (poll with rx_poll)
+        self.scheduled = False  # NAPI_STATE_SCHED: a poll cycle is running
+        self.vector = 0
+        self.itr_state = coalesce.ItrState()
+        self.trace: RxTrace | None = None
+        self._event: EventHandle | None = None
+        self._cycle_bytes = 0
+        self._cycle_packets = 0
+        self._backlog: deque[Batch] = deque()
+        self._backlog_frames = 0
+        self.counters = {
+            "napi_polls": 0,
+            "napi_completes": 0,
+            "rx_stack_packets": 0,
+            "rx_stack_bytes": 0,
+            "rx_backlog_dropped": 0,
+        }
+
+    def configure(self, config: NapiConfig) -> None:
+        """New guest costs / budget / backlog size (takes effect from the next poll)."""
+        if not isinstance(config, NapiConfig):
+            raise ConfigError(f"configure() takes a NapiConfig, got {type(config).__name__}")
+        self.config = config
+
+    def coalesce_changed(self, rx_usecs: int) -> None:
+        """``ethtool -C rx-usecs``: adaptive mode restarts from its 20K/s setting, as ixgbevf does."""
+        self.itr_state = coalesce.ItrState(itr=coalesce.itr_for_rx_usecs(rx_usecs))
+        self._cycle_bytes = self._cycle_packets = 0
+
+    def reset(self) -> None:
+        """The ring was (re)programmed or stopped: no poll in flight, frames in the ring are gone."""
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+        self.scheduled = False
+        self._cycle_bytes = self._cycle_packets = 0
+        if self.trace is not None:
+            self.trace.flush()
+
+    # -- the interrupt and the poll cycle ---------------------------------------------------------
+    def interrupt(self, vector: int) -> None:
+        """The queue vector's handler (``ixgbevf_msix_clean_rings``): schedule a poll cycle."""
+        nic = self.nic
+        if self.trace is not None:
+            self.trace.interrupt(nic.clock.now)
+        if not self.enabled or self.scheduled or not nic.is_up or nic.rx_ring is None:
+            return
+        self.vector = vector
+        self.scheduled = True
+        self._poll()  # the softirq runs as the hard interrupt returns
+
+    def _poll(self) -> None:
+        self._event = None
+        nic = self.nic
+        ring = nic.rx_ring
+        if ring is None or not nic.is_up:
+            self.scheduled = False
+            return
+        cfg = self.config
+        now = nic.clock.now
+        batch = ring.poll(cfg.budget)
+        took = len(batch)
+        c = self.counters
+        c["napi_polls"] += 1
+        if took:
+            nbytes = int(batch.lengths.sum())
+            c["rx_stack_packets"] += took
+            c["rx_stack_bytes"] += nbytes
+            self._cycle_packets += took
+            self._cycle_bytes += nbytes
+            if self.trace is not None:
+                start = now + cfg.poll_overhead_ns
+                self.trace.taken(start + cfg.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
+            self._to_stack(batch)
+        self._event = nic.clock.schedule(
+            cfg.poll_overhead_ns + took * cfg.per_frame_ns, lambda: self._end(took)
+        )
+
+    def _end(self, took: int) -> None:
+        self._event = None
+        nic = self.nic
+        ring = nic.rx_ring
+        if ring is None or not nic.is_up:
+            self.scheduled = False
+            return
+        ring.release()  # refill: the buffers of this poll go back to the device, one tail write
+        if took >= self.config.budget:
+            self._poll()  # budget used up: poll again, the vector stays masked
+            return
+        self.scheduled = False  # napi_complete_done
+        self.counters["napi_completes"] += 1
+        if nic.rx_usecs == coalesce.ADAPTIVE:
+            self._update_itr()
+        nic.function.write32(R.VTEIMS, 1 << self.vector)  # ixgbevf_irq_enable_queues
+
+    def _update_itr(self) -> None:
+        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update."""
+        new = coalesce.adaptive_itr(self.itr_state, self._cycle_bytes, self._cycle_packets)
+        self._cycle_bytes = self._cycle_packets = 0
+        if new.itr != self.itr_state.itr:
+            coalesce.write_eitr(self.nic.function, self.vector, new.itr)
+        self.itr_state = new
+
+    # -- the guest stack --------------------------------------------------------------------------
+    def _to_stack(self, batch: Batch) -> None:
+        callback: Callable[[Batch], Any] | None = self.nic.on_receive
+        if callback is not None:
+            callback(batch)
+            return
+        room = self.config.backlog - self._backlog_frames
+        n = len(batch)
+        if n > room:
+            self.counters["rx_backlog_dropped"] += n - max(room, 0)
+            if room <= 0:
+                return
+            batch = batch[:room]
+        kept = batch.compact()  # the ring reuses these buffers at the next refill
+        self._backlog.append(kept)
+        self._backlog_frames += len(kept)
+
+    def backlog_frames(self) -> int:
+        """Frames handed to the stack that ``rx_poll`` has not returned yet."""
+        return self._backlog_frames
+
+    def rx_poll(self, budget: int) -> Batch:
+        """``nic.rx_poll``: what NAPI handed to the stack first, else straight from the ring."""
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+            raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
+        if self._backlog and budget:
+            head = self._backlog[0]
+            if len(head) <= budget:
+                self._backlog.popleft()
+                out = head
+            else:
+                out = head[:budget]
+                self._backlog[0] = head[budget:]
+            self._backlog_frames -= len(out)
+            return out  # type: ignore[return-value]
+        nic = self.nic
+        batch = nic.rx_ring.poll(budget)  # busy polling: the caller is the stack
+        if len(batch) and self.trace is not None:
+            self.trace.taken(np.full(len(batch), nic.clock.now, np.int64))
+        return batch
+
+    def stats(self) -> dict[str, int]:
+        """NAPI and stack counters (``napi_polls``, ``rx_stack_packets``, ...)."""
+        return dict(self.counters)
+
+
+__all__ = ["NAPI_POLL_WEIGHT", "NETDEV_MAX_BACKLOG", "Napi", "NapiConfig", "RxTrace"]
