@@ -7,3 +7,4 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 include "_fp_filters.pxi"
 include "_fp_classify.pxi"
 include "_fp_rx.pxi"
+include "_fp_tx.pxi"

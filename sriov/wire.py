@@ -20,6 +20,9 @@ from sriov.batch import Batch
 from sriov.errors import ConfigError
 from sriov.hw import counters as C
 from sriov.hw import regs as R
+from sriov.wire_tx import WireTx
+from sriov.wire_tx import assert_tx_conserved as assert_tx_conserved  # re-exported beside rx's
+from sriov.wire_tx import tx_conservation_errors as tx_conservation_errors
 
 DropReason = kernels.golden.DropReason  # the names users read; the compiled enum has the same values
 
@@ -112,8 +115,8 @@ class RxBurst:
         return accepted
 
 
-class Wire:
-    """The receive side of one port's wire: frames in, through the L2 switch into the rings."""
+class Wire(WireTx):
+    """One port's wire: frames in, through the L2 switch into the rings; frames out (`WireTx`)."""
 
     def __init__(self, device, implementation=None) -> None:
         """``implementation``: a kernels module (`sriov.kernels.impl` by default, or ``golden``)."""
@@ -121,6 +124,7 @@ class Wire:
         self.implementation = implementation if implementation is not None else kernels.impl
         self._kernel = self.implementation.RxKernel(device)
         self._bursts: list[RxBurst] = []
+        self._tx_init()  # the transmit side: TX kernel, ``sent``, the tail-write doorbell
 
     def receive(self, batch: Batch) -> RxResult:
         """Run every frame of ``batch`` through the receive flow (see `RxResult`)."""

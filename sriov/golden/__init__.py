@@ -7,10 +7,12 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
 from sriov.golden.rx import DropReason, RxKernel, rx_harvest, select_pools
+from sriov.golden.tx import TxKernel
 
 __all__ = [
     "DropReason",
     "RxKernel",
+    "TxKernel",
     "mac_key",
     "mta_vector",
     "mta_vectors",

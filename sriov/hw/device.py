@@ -49,7 +49,10 @@ VF_RID_STRIDE = 2  # SR-IOV VF Stride (model decision)
 MsixHandler = Callable[[int], None]
 
 
-def _check_access(offset: object, bar_size: int, value: object | None = None) -> int:
+_NO_VALUE = object()  # a read: no value to check (None is a bad value, not "no value")
+
+
+def _check_access(offset: object, bar_size: int, value: object = _NO_VALUE) -> int:
     if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool):
         raise RegisterAccessError(f"register offset must be an int, got {type(offset).__name__}")
     offset = int(offset)
@@ -58,7 +61,7 @@ def _check_access(offset: object, bar_size: int, value: object | None = None) ->
             f"register offset {offset:#x} is outside BAR0 or unaligned "
             f"(allowed: multiples of 4 in [0, {bar_size:#x}))"
         )
-    if value is not None:
+    if value is not _NO_VALUE:
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
             raise RegisterAccessError(f"register value must be an int, got {type(value).__name__}")
         if not 0 <= int(value) <= U32:
@@ -189,6 +192,9 @@ class Device82599:
         self.mbx = np.zeros(R.MAX_POOLS, dtype=np.uint32)
         self.qde = np.zeros(R.MAX_QUEUES, dtype=np.uint8)  # per-queue drop enable (QDE.ENABLE)
         self.state = DeviceState(self.regs, self.qde)
+        # Called with the PF queue index after a write to a TX queue's tail (TDT / VFTDT): the port's
+        # wire (sriov.wire_tx) runs the transmit engine on that queue, as a tail write starts DMA.
+        self.tx_doorbell: Callable[[int], None] | None = None
         self.link_up = True
         self.pf = PfFunction(self, f"{name}/pf", pf_rid)
         self.vfs: list[VfFunction] = []
@@ -343,6 +349,8 @@ class Device82599:
                 int(self.mbx[n]) & (R.PFMAILBOX_VFU | R.PFMAILBOX_PFU)
             )
             write_h[R.PFMAILBOX(n) // WORD] = lambda v, n=n: self._write_pfmailbox(n, v)
+        for i in range(R.MAX_QUEUES):
+            write_h[R.TDT(i) // WORD] = lambda v, i=i: self._write_tdt(i, v)
         self._pf_implemented = implemented
         self._pf_alias = alias
         self._pf_read_h = read_h
@@ -427,6 +435,11 @@ class Device82599:
                 vfs[pool].msix.raise_queue(vq, tx)
             else:
                 self.pf.msix.raise_queue(q, tx)
+
+    def _write_tdt(self, queue: int, value: int) -> None:
+        self._store(R.TDT(queue), value)
+        if self.tx_doorbell is not None:
+            self.tx_doorbell(queue)
 
     def _read_ssvpc(self) -> int:
         value = self._load(R.SSVPC)
@@ -547,7 +560,10 @@ class Device82599:
             return
         kind, where = self._vf_window(n, offset)
         if kind == "pf":
-            self._store(where, value)
+            if where in _TDT_OFFSETS:
+                self._write_tdt(_TDT_OFFSETS[where], value)
+            else:
+                self._store(where, value)
         elif kind == "vf":
             self.vf_regs[n, where] = value
         elif kind == "stat" or offset in (R.VFSTATUS, R.VFLINKS):
@@ -624,3 +640,4 @@ _VF_PRIVATE = frozenset(
     | {R.VTIVAR(x) for x in range(4)}
     | {R.VTEITR(x) for x in range(3)}
 )  # fmt: skip
+_TDT_OFFSETS = {R.TDT(q): q for q in range(R.MAX_QUEUES)}  # PF offset of a TX tail -> its queue
