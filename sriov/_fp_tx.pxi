@@ -518,3 +518,97 @@ cdef class TxKernel:
         self.o_ts[i] = self.now
         self.o_fill[0] = i + 1
         self.o_fill[1] = at + plen
+
+
+# -- the driver side (ixgbevf_xmit_frame / ixgbevf_clean_tx_irq), used by sriov.drivers.txring.TxRing --
+def tx_fill(uint32_t[:, ::1] ring not None, uint8_t[::1] mem not None, const uint64_t[::1] bufs not None,
+            uint32_t buffer_size, Py_ssize_t ntu, Py_ssize_t free, const uint8_t[::1] data not None,
+            const int64_t[::1] offsets not None, const uint32_t[::1] lengths not None, Py_ssize_t n,
+            int32_t[::1] watch not None):
+    """The driver's transmit: frames ``[0, n)`` of (data, offsets, lengths) into the ring from next_to_use.
+
+    ``ring`` is the descriptor ring as (count, 4) little-endian words, ``bufs[d]`` the guest address
+    of descriptor d's buffer (``buffer_size`` bytes in ``mem``). Each frame takes ceil(len / buffer_size)
+    descriptors (at least one): advanced data descriptors (DTYP_DATA | DEXT | IFCS, DTALEN), the last
+    with EOP | RS, every one with PAYLEN = the frame length; ``watch[first]`` = the frame's last
+    descriptor (ixgbevf's next_to_watch). Stops before a frame that does not fit in ``free``
+    descriptors. Returns ``(frames placed, descriptors used)``; the caller writes the tail.
+    """
+    cdef Py_ssize_t count = ring.shape[0], frames = 0, used = 0, bad, i, k, need, slot, first
+    cdef uint32_t length, piece, cmd
+    cdef uint64_t addr
+    cdef uint32_t base_cmd = _R.ADVTXD_DTYP_DATA | _DCMD_DEXT | _R.ADVTXD_DCMD_IFCS
+    cdef uint32_t last_cmd = _DCMD_EOP | _DCMD_RS
+    cdef int paylen_shift = _R.ADVTXD_PAYLEN_SHIFT
+    if ring.shape[1] != 4 or bufs.shape[0] != count or watch.shape[0] != count or count == 0:
+        raise _ConfigError("ring must be (count, 4) words, one buffer address and watch slot per descriptor")
+    if not 0 <= ntu < count or not 0 <= free < count:
+        raise _ConfigError(f"next_to_use {ntu} / free {free} outside the {count}-descriptor ring")
+    if not 0 < buffer_size <= _DTALEN_MASK:
+        raise _ConfigError(f"buffer size must be in 1..{_DTALEN_MASK}, got {buffer_size}")
+    if not 0 <= n <= offsets.shape[0] or lengths.shape[0] != offsets.shape[0]:
+        raise _ConfigError(f"{n} frames asked of {offsets.shape[0]} offsets / {lengths.shape[0]} lengths")
+    with nogil:
+        bad = -1
+        for i in range(count):
+            if bufs[i] > <uint64_t>mem.shape[0] or buffer_size > mem.shape[0] - bufs[i]:
+                bad = i
+                break
+        if bad < 0:
+            bad = _first_out_of_bounds(data.shape[0], &offsets[0], &lengths[0], n) if n else -1
+            if bad >= 0:
+                bad += count
+    if bad >= 0:
+        if bad < count:
+            raise _ConfigError(f"buffer of descriptor {bad} lies outside the {mem.shape[0]}-byte memory")
+        raise _ConfigError(f"frame {bad - count} lies outside the {data.shape[0]}-byte data buffer")
+    with nogil:
+        for i in range(n):
+            length = lengths[i]
+            need = (length + buffer_size - 1) // buffer_size if length else 1
+            if need > free - used:
+                break
+            first = (ntu + used) % count
+            for k in range(need):
+                slot = (ntu + used) % count
+                piece = length - <uint32_t>k * buffer_size
+                if piece > buffer_size:
+                    piece = buffer_size
+                addr = bufs[slot]
+                if piece:
+                    memcpy(&mem[addr], &data[offsets[i] + <Py_ssize_t>k * buffer_size], piece)
+                cmd = base_cmd | piece
+                if k == need - 1:
+                    cmd |= last_cmd
+                ring[slot, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
+                ring[slot, 1] = <uint32_t>(addr >> 32)
+                ring[slot, 2] = cmd
+                ring[slot, 3] = length << paylen_shift
+                used += 1
+            watch[first] = <int32_t>((ntu + used - 1) % count)
+            frames += 1
+    return frames, used
+
+
+def tx_clean(const uint32_t[:, ::1] ring not None, const int32_t[::1] watch not None, Py_ssize_t ntc,
+             Py_ssize_t ntu):
+    """The driver's completion scan: frames from next_to_clean whose last descriptor has DD.
+
+    Returns ``(frames completed, new next_to_clean)``; stops at ``ntu``, at a frame not yet written
+    back, or at a watch entry outside [ntc, ntu).
+    """
+    cdef Py_ssize_t count = ring.shape[0], frames = 0, eop
+    if ring.shape[1] != 4 or watch.shape[0] != count or count == 0:
+        raise _ConfigError("ring must be (count, 4) words with one watch slot per descriptor")
+    if not 0 <= ntc < count or not 0 <= ntu < count:
+        raise _ConfigError(f"next_to_clean {ntc} / next_to_use {ntu} outside the {count}-descriptor ring")
+    with nogil:
+        while ntc != ntu:
+            eop = watch[ntc]
+            # the frame's last descriptor must lie in [ntc, ntu) (ring order): a corrupt entry stops
+            if (eop < 0 or eop >= count or (eop - ntc + count) % count >= (ntu - ntc + count) % count
+                    or not ring[eop, 3] & _TXD_DD):
+                break
+            frames += 1
+            ntc = eop + 1 if eop + 1 < count else 0
+    return frames, ntc

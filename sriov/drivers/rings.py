@@ -25,6 +25,7 @@ import numpy as np
 
 from sriov import kernels
 from sriov.batch import Batch
+from sriov.drivers.txring import TxRing as TxRing  # the transmit side, in its own module
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
 from sriov.memory import GuestMemory

@@ -98,6 +98,7 @@ class VfNic:
         self.allmulti = False
         self.xcast_mode: XcastMode | None = None
         self.rx_ring: Any | None = None
+        self.tx_ring: Any | None = None
         self.rx_usecs = coalesce.ADAPTIVE  # ixgbevf's default rx-usecs (1: adaptive, starts at 20K/s)
         self._eims = (1 << QUEUE_VECTOR) | (1 << MBX_VECTOR)
         self._mbx_vector = MBX_VECTOR
@@ -297,6 +298,7 @@ class VfNic:
             self._send_vlan(vid, True)
         self._send_lpe(self.mtu, quiet=True)
         self._setup_rx_ring()
+        self._setup_tx_ring()
 
     def _configure_msix(self) -> None:
         """``ixgbevf_configure_msix``: queue 0 on vector 0, the mailbox on the vector after it."""
@@ -313,6 +315,18 @@ class VfNic:
             return
         # ixgbevf sets RXDCTL.VME on every ring: VLAN tags are stripped into the descriptor.
         self.rx_ring = rings.RxRing(self.function, self.memory, 0, vlan_strip=True)
+
+    def _setup_tx_ring(self) -> None:
+        """Queue 0's transmit ring (sriov.drivers.txring): allocated once, re-programmed on every open."""
+        if self.tx_ring is not None:
+            self.tx_ring.up()
+            return
+        if importlib.util.find_spec("sriov.drivers.txring") is None:
+            return
+        from sriov.drivers.txring import TxRing
+
+        # 256 x 2 KiB: a VM hosting many VFs keeps room (ixgbevf's 1024 descriptors carry no buffers)
+        self.tx_ring = TxRing(self.function, self.memory, 0, count=256)
 
     def _up_complete(self) -> None:
         mac = self._mac if M.is_valid_ether_addr(self._mac) else self.perm_addr
@@ -345,6 +359,8 @@ class VfNic:
         self._cancel_timers()
         if self.rx_ring is not None:
             self.rx_ring.down()
+        if self.tx_ring is not None:
+            self.tx_ring.down()
         self.napi.reset()
         self._reset()
 
@@ -698,6 +714,15 @@ class VfNic:
             )
         return self.napi.rx_poll(budget)
 
+    def transmit(self, batch: Any) -> int:
+        """Send the frames of a `Batch` (ixgbevf_xmit_frame per frame, one tail write): the port's
+        transmit engine runs on the tail write. Returns the frames queued (fewer when the ring is full)."""
+        if self.tx_ring is None or not self.is_up:
+            raise DriverStateError(
+                f"{self.name}: no transmit ring (interface down, or the datapath rings are not in this build)"
+            )
+        return self.tx_ring.transmit(batch)
+
     def _stat(self, lsb: int, msb: int | None, width: int) -> int:
         fn = self.function
         raw = fn.read32(lsb) | ((fn.read32(msb) & 0xF) << 32 if msb is not None else 0)
@@ -726,4 +751,10 @@ class VfNic:
             for key, attr in (("rx_ring_packets", "frames"), ("rx_ring_bytes", "bytes")):
                 if hasattr(self.rx_ring, attr):
                     out[key] = int(getattr(self.rx_ring, attr))
+        if self.tx_ring is not None:  # what the driver queued, saw completed, and found the ring full
+            out.update(
+                tx_ring_packets=self.tx_ring.frames,
+                tx_ring_completed=self.tx_ring.completed,
+                tx_busy=self.tx_ring.tx_busy,
+            )
         return out

@@ -7,7 +7,7 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
 from sriov.golden.rx import DropReason, RxKernel, rx_harvest, select_pools
-from sriov.golden.tx import TxKernel
+from sriov.golden.tx import TxKernel, tx_clean, tx_fill
 
 __all__ = [
     "DropReason",
@@ -20,4 +20,6 @@ __all__ = [
     "rar_pools",
     "rx_harvest",
     "select_pools",
+    "tx_clean",
+    "tx_fill",
 ]

@@ -439,3 +439,74 @@ def _veb_pools(regs: np.ndarray, da: bytes, tagged: bool, vid: int) -> int:
     view[R.VFRE(0) // W] = view[R.VFRE(1) // W] = 0xFFFFFFFF
     reason, pools = select_pools(view, da, tagged, vid, from_wire=False)
     return pools if reason == DropReason.DELIVERED else 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver's side (twins of ``tx_fill`` / ``tx_clean`` in ``sriov/_fp_tx.pxi``, used by
+# `sriov.drivers.txring.TxRing`): what ixgbevf_xmit_frame and ixgbevf_clean_tx_irq do.
+def tx_fill(ring, mem, bufs, buffer_size, ntu, free, data, offsets, lengths, n, watch) -> tuple[int, int]:
+    """Frames ``[0, n)`` into the ring from next_to_use: ``(frames placed, descriptors used)``.
+
+    Each frame takes ceil(len / buffer_size) descriptors (at least one): advanced data
+    descriptors (DTYP_DATA | DEXT | IFCS | DTALEN), the last with EOP | RS, each with PAYLEN =
+    the frame length; ``watch[first]`` = the frame's last descriptor. Stops before a frame that
+    does not fit in ``free`` descriptors. The caller writes the tail.
+    """
+    count = ring.shape[0] if ring.ndim == 2 else 0
+    if ring.ndim != 2 or ring.shape[1] != 4 or len(bufs) != count or len(watch) != count or not count:
+        raise ConfigError(
+            "ring must be (count, 4) words with one buffer address and watch slot per descriptor"
+        )
+    if not 0 <= ntu < count or not 0 <= free < count:
+        raise ConfigError(f"next_to_use {ntu} / free {free} outside the {count}-descriptor ring")
+    if not 0 < buffer_size <= R.ADVTXD_DTALEN_MASK:
+        raise ConfigError(f"buffer size must be in 1..{R.ADVTXD_DTALEN_MASK}, got {buffer_size}")
+    if not 0 <= n <= len(offsets) or len(lengths) != len(offsets):
+        raise ConfigError(f"{n} frames asked of {len(offsets)} offsets / {len(lengths)} lengths")
+    for d in range(count):
+        if int(bufs[d]) + buffer_size > len(mem):
+            raise ConfigError(f"buffer of descriptor {d} lies outside the {len(mem)}-byte memory")
+    for i in range(n):
+        if int(offsets[i]) < 0 or int(offsets[i]) + int(lengths[i]) > len(data):
+            raise ConfigError(f"frame {i} lies outside the {len(data)}-byte data buffer")
+    frames = used = 0
+    for i in range(n):
+        length, off = int(lengths[i]), int(offsets[i])
+        need = max(1, -(-length // buffer_size))
+        if need > free - used:
+            break
+        first = (ntu + used) % count
+        for k in range(need):
+            slot = (ntu + used) % count
+            piece = min(buffer_size, length - k * buffer_size)
+            addr = int(bufs[slot])
+            mem[addr : addr + piece] = data[off + k * buffer_size : off + k * buffer_size + piece]
+            cmd = R.ADVTXD_DTYP_DATA | R.ADVTXD_DCMD_DEXT | R.ADVTXD_DCMD_IFCS | piece
+            if k == need - 1:
+                cmd |= R.ADVTXD_DCMD_EOP | R.ADVTXD_DCMD_RS
+            ring[slot] = (addr & 0xFFFFFFFF, addr >> 32, cmd, (length << R.ADVTXD_PAYLEN_SHIFT) & 0xFFFFFFFF)
+            used += 1
+        watch[first] = (ntu + used - 1) % count
+        frames += 1
+    return frames, used
+
+
+def tx_clean(ring, watch, ntc: int, ntu: int) -> tuple[int, int]:
+    """Frames from next_to_clean whose last descriptor has DD: ``(frames, new next_to_clean)``.
+
+    Stops at ``ntu``, at a frame not yet written back, or at a watch entry outside [ntc, ntu).
+    """
+    count = ring.shape[0] if ring.ndim == 2 else 0
+    if ring.ndim != 2 or ring.shape[1] != 4 or len(watch) != count or not count:
+        raise ConfigError("ring must be (count, 4) words with one watch slot per descriptor")
+    if not 0 <= ntc < count or not 0 <= ntu < count:
+        raise ConfigError(f"next_to_clean {ntc} / next_to_use {ntu} outside the {count}-descriptor ring")
+    frames = 0
+    while ntc != ntu:
+        eop = int(watch[ntc])
+        in_flight = (eop - ntc) % count < (ntu - ntc) % count
+        if not 0 <= eop < count or not in_flight or not int(ring[eop, 3]) & R.TXD_STAT_DD:
+            break
+        frames += 1
+        ntc = (eop + 1) % count
+    return frames, ntc
