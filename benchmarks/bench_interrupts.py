@@ -106,3 +106,141 @@ def test_hook_call_on_a_held_vector(benchmark, form: str) -> None:
     else:
         benchmark(dev.rx_queues_raised, [0])
     benchmark.extra_info.update(ns_per_call=benchmark.stats.stats.min * 1e9)
+
+
+# -- the full receive path, interrupts on vs off (device + PF driver + VF drivers with NAPI) -------------
+# 8 VFs in 8 VMs through `sriov.Host` (the drivers program everything over the mailbox), 64-byte
+# frames interleaved over the VFs, 511 per VF per batch (one ring's worth), 10 GbE line-rate times.
+#   off: the VFs' vectors disabled (ixgbevf_irq_disable), NAPI off; after each batch every guest
+#        takes its ring with rx_poll(512) and gives the buffers back (busy polling, DPDK-style).
+#   on:  moderation (rx-usecs as given, 1 = adaptive) and NAPI (budget 64, guest costs 1 us per
+#        poll + 50 ns per frame of simulated time) into a counting stack; after each batch the
+#        clock runs over the batch's wire time plus 100 us, so every interrupt fires and drains.
+#   exact: frames offered with `Host.run_traffic` at their arrival times (every clock event in
+#        its place); chunk20: the same in 20 us chunks of wire time.
+VFS = 8
+PER_VF = 511
+
+
+def _mac(i: int) -> str:
+    return f"02:00:00:00:01:{i:02x}"
+
+
+def full_host(vfs: int, rx_usecs: int, napi: bool):
+    from sriov.drivers.coalesce import irq_disable
+    from sriov.host import Host
+
+    host = Host(seed=0)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(vfs)
+    nics = []
+    for i in range(vfs):
+        port.pf.set_vf(i, mac=_mac(i))
+        nic = host.assign(port.vf(i), host.add_vm(f"vm{i}", memory=8 << 20))
+        nic.up()
+        nic.set_coalesce(rx_usecs)
+        nic.on_receive = _stack
+        nic.napi.enabled = napi
+        if not napi:
+            irq_disable(nic.function)
+        nics.append(nic)
+    host.clock.advance(10_000_000)
+    for vm in host.vms.values():  # fault the guest pages in before timing
+        vm.memory.buffer[:] += 0
+    return host, port, nics
+
+
+def _stack(batch) -> None:
+    """The guest stack: takes the frames, keeps nothing (XDP_DROP-like)."""
+
+
+def full_batch(vfs: int, per_vf: int = PER_VF):
+    from sriov.batch import Batch
+
+    head = [
+        bytes.fromhex(_mac(i).replace(":", "")) + bytes.fromhex("020000000099") + b"\x08\x00"
+        for i in range(vfs)
+    ]
+    frames = [head[k % vfs] + bytes(46) for k in range(per_vf * vfs)]
+    return Batch.from_frames(frames, timestamps_ns=line_rate_arrivals(per_vf * vfs))
+
+
+def run_full(mode: str, host, port, nics, batch, rounds: int) -> int:
+    """``rounds`` batches through the full path; returns the frames the guests got."""
+    clock = host.clock
+    span = int(batch.timestamps_ns[-1] - batch.timestamps_ns[0]) + 68
+    got = 0
+    for _ in range(rounds):
+        if mode == "off":
+            port.wire.receive(batch)
+            for nic in nics:
+                got += len(nic.rx_poll(512))
+                nic.rx_ring.release()
+        elif mode == "on":
+            now = clock.now
+            port.wire.receive(batch)
+            clock.run_until(now + span + 100_000)
+        else:
+            host.run_traffic(port, batch, start_ns=clock.now + 1, chunk_ns=20_000 if mode == "chunk20" else 0)
+            clock.advance(100_000)
+    if mode != "off":
+        got = sum(n.napi.counters["rx_stack_packets"] for n in nics)
+    return got
+
+
+FULL_CASES = [("off", 0), ("on", 0), ("on", 50), ("on", 1), ("exact", 50), ("chunk20", 50)]
+
+
+@pytest.mark.parametrize("vfs", [1, VFS])
+@pytest.mark.parametrize(("mode", "rx_usecs"), FULL_CASES, ids=[f"{m}-{u}" for m, u in FULL_CASES])
+def test_full_receive_path(benchmark, mode: str, rx_usecs: int, vfs: int) -> None:
+    batch = full_batch(vfs)
+    rounds = 4 if mode == "exact" else 20
+    state = {}
+
+    def setup():
+        state["rig"] = full_host(vfs, rx_usecs, napi=mode != "off")
+        return (mode, *state["rig"], batch, rounds), {}
+
+    benchmark.pedantic(run_full, setup=setup, rounds=3, iterations=1)
+    nics = state["rig"][2]
+    frames = rounds * len(batch)
+    got = sum(n.napi.counters["rx_stack_packets"] for n in nics) if mode != "off" else frames
+    benchmark.extra_info.update(
+        vfs=vfs,
+        frames=frames,
+        mframes_per_s=frames / benchmark.stats.stats.min / 1e6,
+        delivered_to_guests=got,
+        interrupts=sum(n.interrupts()[f"{n.name}-TxRx-0"] for n in nics),
+        napi_polls=sum(n.napi.counters["napi_polls"] for n in nics),
+    )
+
+
+def full_table(repeats: int = 3) -> str:
+    """The on/off table for RESULTS.md (best of ``repeats`` runs per case)."""
+    import time
+
+    lines = [
+        "| VFs | mode | rx-usecs | frames | delivered | interrupts | NAPI polls | best time | Mframes/s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for vfs in (1, VFS):
+        batch = full_batch(vfs)
+        for mode, usecs in FULL_CASES:
+            rounds = 4 if mode == "exact" else 20
+            best = float("inf")
+            for _ in range(repeats):
+                host, port, nics = full_host(vfs, usecs, napi=mode != "off")
+                t = time.perf_counter()
+                got = run_full(mode, host, port, nics, batch, rounds)
+                best = min(best, time.perf_counter() - t)
+            frames = rounds * len(batch)
+            irqs = sum(n.interrupts()[f"{n.name}-TxRx-0"] for n in nics)
+            polls = sum(n.napi.counters["napi_polls"] for n in nics)
+            lines.append(f"| {vfs} | {mode} | {usecs} | {frames:,} | {got:,} | {irqs:,} | {polls:,} "
+                         f"| {best * 1e3:.1f} ms | {frames / best / 1e6:.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(full_table())

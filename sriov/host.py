@@ -277,10 +277,14 @@ class Host:
         events due at the same instant after it (the order `sriov.timeline` uses). Frames go to
         the wire together only while nothing could tell them apart: no clock event falls between
         them and no assigned VF's queue vector could fire on a new cause (masked, cause already
-        pending, or still inside its EITR interval); otherwise one at a time. ``chunk_ns`` > 0
-        trades exactness for speed: a queue cause may then be raised up to ``chunk_ns`` before
-        its frame's time (clock events still split the chunks). The PF's own vectors are not
-        watched (its pool's causes may be raised early by up to one chunk).
+        pending, or still inside its EITR interval); otherwise one at a time. The PF's own
+        vectors are not watched (its pool's causes may be raised early, by less than the gap to
+        the next clock event).
+
+        ``chunk_ns`` > 0 trades exactness for speed, as a traffic generator feeding bursts does:
+        the frames of each ``chunk_ns`` of wire time reach the device together at the first
+        one's time, up to ``chunk_ns`` early (a poll may take them, a cause fires sooner); the
+        clock events due inside a chunk run after it.
 
         ``start_ns``: shift the batch's times so its first frame arrives then (None: the
         timestamps are simulation times and must not lie in the past). ``trace``: record in each
@@ -342,15 +346,16 @@ class Host:
         while i < n:
             t = int(ts[i])
             clock.run_before(t)
-            nxt = clock.next_event_time()
-            limit = far if nxt is None else nxt  # arrivals at an event's instant come before it
-            hold = far
-            for m in watched:
-                if m.masked or m.pending:
-                    continue  # a new cause cannot fire it before some clock event
-                due = m.last_fire + m.interval_ns
-                hold = min(hold, due - 1 if due > t else t - 1)
-            limit = min(limit, max(hold, t + chunk_ns - 1))
+            if chunk_ns:
+                limit = t + chunk_ns - 1
+            else:
+                nxt = clock.next_event_time()
+                limit = far if nxt is None else nxt  # arrivals at an event's instant come before it
+                for m in watched:
+                    if m.masked or m.pending:
+                        continue  # a new cause cannot fire it before some clock event
+                    due = m.last_fire + m.interval_ns
+                    limit = min(limit, due - 1 if due > t else t - 1)
             j = int(np.searchsorted(ts, limit, side="right"))
             j = min(max(j, i + 1), i + max_chunk, n)
             if clock.now > t:  # a nested advance moved time past these arrivals: they come late
