@@ -263,10 +263,10 @@ class Napi:
         if ring is None or not nic.is_up:
             self.scheduled = False
             return
-        ring.release()  # refill: the buffers of this poll go back to the device, one tail write
         if took >= self.config.budget:
-            self._poll()  # budget used up: poll again, the vector stays masked
+            self._poll()  # budget used up: poll again (its ring.poll refills first), vector stays masked
             return
+        ring.release()  # refill: the buffers of this poll go back to the device, one tail write
         self.scheduled = False  # napi_complete_done
         self.counters["napi_completes"] += 1
         if nic.rx_usecs == coalesce.ADAPTIVE:
