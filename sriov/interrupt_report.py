@@ -85,7 +85,7 @@ def markdown_table(rows: list[SweepRow]) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     body = "".join(
-        f"| {r.rx_usecs} | {r.interval_us:.2f} | {r.interrupts_per_s:,.0f} "
+        f"| {r.rx_usecs} | {r.interval_us:.2f} | {r.cycle_us:.2f} | {r.interrupts_per_s:,.0f} "
         f"| {r.expected_interrupts_per_s:,.0f} "
         f"| {r.frames_per_interrupt:.1f} | {r.expected_frames_per_interrupt:.1f} | {r.p50_us:.2f} "
         f"| {r.p99_us:.2f} | {r.p999_us:.2f} | {r.dropped:,} of {r.frames:,} |\n"
@@ -181,9 +181,13 @@ class FullRow:
     p999_us: float
     dropped: int  # ring overflow (rx_no_dma_resources at the port, rx_dropped of the pool)
     ring_capacity: int
-    expected_interrupts_per_s: float  # 1 / interval (inf at 0)
-    frames_per_interval: float  # interval / frame gap: what one interrupt should carry
+    cycle_us: float  # `napi_cycle_ns`: the shortest gap between interrupts the guest allows
+    expected_interrupts_per_s: float  # 1 / max(interval, cycle)
+    frames_per_interval: float  # max(interval, cycle) / frame gap: what one interrupt should carry
     overflow_expected: bool  # frames per interval > ring capacity
+    expected_frames_per_interrupt: (
+        float  # frames_per_interval, or the ring-bound figure (`ring_bound_frames`)
+    )
     timeline_interrupts: int
     timeline_dropped: int
     agrees: bool  # identical interrupt times, hand-off times and drops
@@ -221,6 +225,8 @@ def measure_full(batch: Batch, settings: ModerationSettings, seed: int = 0) -> F
     lat = trace.latencies_ns()
     pct = np.percentile(lat, (50, 99, 99.9)) if len(lat) else np.full(3, np.nan)
     gap = span / max(1, len(arrivals) - 1)
+    cycle = napi_cycle_ns(settings, gap)
+    period = max(interval, cycle)
     n_irq = trace.irq.n
     return FullRow(
         rx_usecs=settings.rx_usecs,
@@ -234,14 +240,48 @@ def measure_full(batch: Batch, settings: ModerationSettings, seed: int = 0) -> F
         p999_us=float(pct[2]) / 1000,
         dropped=dropped,
         ring_capacity=capacity,
-        expected_interrupts_per_s=1e9 / interval if interval else float("inf"),
-        frames_per_interval=interval / gap,
-        overflow_expected=interval / gap > capacity,
+        cycle_us=cycle / 1000,
+        expected_interrupts_per_s=1e9 / period if period else float("inf"),
+        frames_per_interval=period / gap,
+        overflow_expected=period / gap > capacity,
+        expected_frames_per_interrupt=min(period / gap, ring_bound_frames(settings, gap, capacity)),
         timeline_interrupts=tl.interrupts,
         timeline_dropped=tl.dropped,
         agrees=bool(agrees),
         wall_s=wall,
     )
+
+
+def napi_cycle_ns(settings: ModerationSettings, gap_ns: float) -> float:
+    """The arithmetic of an unmoderated interrupt cycle under a steady stream (one frame per ``gap_ns``).
+
+    An interrupt is injected after ``L``; the guest polls ``n`` times (``O`` each) and handles
+    the ``T / gap`` frames of the cycle at ``f`` each; the next interrupt fires as it re-enables.
+    So ``T = L + n * O + (T / gap) * f``, i.e. ``T = (L + n * O) / (1 - f / gap)``, with the
+    smallest ``n`` whose budget covers the cycle's frames. Infinite when the guest is slower
+    than the wire (``f >= gap``: NAPI never completes). With moderation the gap between
+    interrupts is ``max(interval, T)``.
+    """
+    if settings.per_frame_ns >= gap_ns:
+        return float("inf")
+    for n in range(1, 1 << 16):
+        cycle = (settings.injection_latency_ns + n * settings.poll_overhead_ns) / (
+            1 - settings.per_frame_ns / gap_ns
+        )
+        if cycle / gap_ns <= n * settings.budget:
+            return cycle
+    return float("inf")
+
+
+def ring_bound_frames(settings: ModerationSettings, gap_ns: float, capacity: int) -> float:
+    """Frames one interrupt can carry when the ring overflows between interrupts (arithmetic).
+
+    The guest finds the ring full (``capacity``) and drains it while frames keep arriving into
+    the descriptors it gives back, at ``c = f + O / budget`` per frame: it takes
+    ``capacity / (1 - c / gap)`` frames before it catches up. Infinite if it never does.
+    """
+    cost = settings.per_frame_ns + settings.poll_overhead_ns / settings.budget
+    return capacity / (1 - cost / gap_ns) if cost < gap_ns else float("inf")
 
 
 def _count_only(batch: Batch) -> None:
@@ -257,15 +297,16 @@ def full_sweep(batch: Batch, rx_usecs: list[int], base: ModerationSettings | Non
 def full_markdown_table(rows: list[FullRow]) -> str:
     """The full-model sweep as a Markdown table, the arithmetic and the timeline beside it."""
     head = (
-        "| rx-usecs | interval (us) | interrupts/s | 1/interval | frames/irq | interval/gap "
+        "| rx-usecs | interval (us) | NAPI cycle (us) | interrupts/s | arithmetic | frames/irq | arithmetic "
         "| p50 (us) | p99 (us) | p99.9 (us) | ring overflow expected | dropped | timeline irqs / dropped "
         "| same as timeline |\n"
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|:---:|\n"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|:---:|\n"
     )
     body = "".join(
-        f"| {r.rx_usecs} | {r.interval_us:.2f} | {r.interrupts_per_s:,.0f} "
+        f"| {r.rx_usecs} | {r.interval_us:.2f} | {r.cycle_us:.2f} | {r.interrupts_per_s:,.0f} "
         f"| {r.expected_interrupts_per_s:,.0f} "
-        f"| {r.frames_per_interrupt:.1f} | {r.frames_per_interval:.1f} | {r.p50_us:.2f} | {r.p99_us:.2f} "
+        f"| {r.frames_per_interrupt:.1f} | {r.expected_frames_per_interrupt:.1f} | {r.p50_us:.2f} "
+        f"| {r.p99_us:.2f} "
         f"| {r.p999_us:.2f} | {'yes' if r.overflow_expected else 'no'} | {r.dropped:,} of {r.frames:,} "
         f"| {r.timeline_interrupts:,} / {r.timeline_dropped:,} | {'yes' if r.agrees else 'NO'} |\n"
         for r in rows
