@@ -1,0 +1,134 @@
+"""Short hypothesis versions of the fuzz targets in ``fuzz/`` (issue 8).
+
+The atheris scripts run for minutes outside the test suite (see fuzz/README.md); here the same
+`TestOneInput` functions get a modest number of hypothesis-generated inputs on every run, plus
+structured inputs (valid captures with damage applied) that random bytes rarely reach.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fuzz"))
+
+import fuzz_capture
+import fuzz_mailbox
+import fuzz_rx
+from _reader import Reader
+
+from sriov.batch import Batch
+from sriov.hw import regs as R
+from sriov.traffic.capture import write_pcap, write_pcapng
+
+SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+
+def test_reader_decodes_any_bytes_and_zeros_past_the_end() -> None:
+    r = Reader(b"\x01\x02\x03")
+    assert (r.u8(), r.u16(), r.u32(), r.left) == (1, 0x0302, 0, 0)
+    assert r.below(7) == 0 and r.pick(["a", "b"]) == "a" and r.rest() == b""
+
+
+# -- (a) the receive kernel: compiled against golden -------------------------------------------
+@settings(max_examples=40, deadline=None, suppress_health_check=SLOW_OK)
+@given(data=st.binary(max_size=700))
+@example(data=b"")
+@example(data=bytes(range(256)) * 2)
+def test_fuzz_rx_compiled_equals_golden(data: bytes) -> None:
+    fuzz_rx.TestOneInput(data)
+
+
+def test_fuzz_rx_plans_reach_delivery_and_the_drops() -> None:
+    """The decoder is not degenerate: plans from random bytes deliver frames and hit drop reasons."""
+    from sriov import _fastpath
+
+    rng = np.random.default_rng(0)
+    seen: set[str] = set()
+    for _ in range(60):
+        plan = fuzz_rx.decode(rng.integers(0, 256, int(rng.integers(50, 600)), dtype=np.uint8).tobytes())
+        seen |= set(fuzz_rx.World(plan, _fastpath).receive(plan["frames1"]).counts())
+    assert {"DELIVERED", "DMA_FAULT", "NO_POOL", "LONG_LENGTH", "NO_DMA_RESOURCES"} <= seen
+
+
+def test_fuzz_rx_catches_a_planted_disagreement(monkeypatch) -> None:
+    """The comparison can fail: a golden model that forgets to count bytes is caught."""
+    from sriov.golden import rx as golden_rx
+
+    real = golden_rx.deliver
+
+    def more_bytes(device, pool, frame, tagged, tci):
+        reason, q, n = real(device, pool, frame, tagged, tci)
+        return reason, q, n + 1 if n else n
+
+    monkeypatch.setattr(golden_rx, "deliver", more_bytes)
+    plan = fuzz_rx.decode(b"")
+    plan["frames1"] = [fuzz_rx.MACS[0] + bytes(58)]
+    with pytest.raises(AssertionError):
+        fuzz_rx.run_plan(plan)
+
+
+# -- (b) VF register sequences against the mailbox and the PF ----------------------------------
+@settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
+@given(data=st.binary(max_size=400))
+@example(data=b"")
+@example(data=bytes([6, 0, 1, 0, 0, 0, 0x80, 5, 3] * 20))
+def test_fuzz_mailbox_attacker_hurts_only_itself(data: bytes) -> None:
+    fuzz_mailbox.TestOneInput(data)
+
+
+mbx_words = st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=16)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=SLOW_OK)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("m"), mbx_words, st.sampled_from([R.VFMAILBOX_REQ, R.VFMAILBOX_ACK, 0])),
+            st.tuples(st.just("w"), st.sampled_from(fuzz_mailbox._offsets()), st.integers(0, 2**32 - 1)),
+            st.tuples(st.just("t"), st.sampled_from(fuzz_mailbox.DELAYS)),
+            st.just(("g",)),
+        ),
+        max_size=30,
+    )
+)
+def test_fuzz_mailbox_structured_steps(steps) -> None:
+    fuzz_mailbox.run_steps(steps)
+
+
+# -- (c) the capture readers -------------------------------------------------------------------
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
+@given(data=st.binary(max_size=300))
+@example(data=b"")
+@example(data=b"\x01" + b"\x00" * 16)
+def test_fuzz_capture_raw_bytes(data: bytes) -> None:
+    fuzz_capture.TestOneInput(data)
+
+
+@st.composite
+def damaged_capture(draw) -> bytes:
+    frames = draw(st.lists(st.binary(min_size=0, max_size=80), max_size=5))
+    stamps = draw(st.lists(st.integers(0, 2**40), min_size=len(frames), max_size=len(frames)))
+    out = io.BytesIO()
+    writer = draw(st.sampled_from([write_pcap, write_pcapng]))
+    writer(out, Batch.from_frames(frames, stamps))
+    raw = bytearray(out.getvalue())
+    for _ in range(draw(st.integers(0, 4))):
+        if not raw:
+            break
+        at = draw(st.integers(0, len(raw) - 1))
+        raw[at] = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, len(raw)))
+    return bytes(raw[:cut]) if draw(st.booleans()) else bytes(raw)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=SLOW_OK)
+@given(data=damaged_capture())
+def test_fuzz_capture_damaged_files(data: bytes) -> None:
+    fuzz_capture.check_capture(data)
