@@ -259,6 +259,46 @@ def test_full_model_agrees_with_the_timeline_at_line_rate(rx_usecs: int) -> None
     assert row.agrees and row.interrupts == row.timeline_interrupts and row.dropped == row.timeline_dropped
 
 
+def test_two_vfs_each_agree_with_their_own_timeline() -> None:
+    # Two VFs with different moderation share the port: every clock event of either splits the
+    # offered frames, and each VF's interrupts and hand-offs are its own queue's timeline.
+    host = Host(seed=1, injection_latency_ns="posted")
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(2)
+    macs = ["02:00:00:00:00:10", "02:00:00:00:00:20"]
+    nics = []
+    for vf, usecs in enumerate((0, 25)):
+        port.pf.set_vf(vf, mac=macs[vf])
+        nic = host.assign(port.vf(vf), host.add_vm(f"vm{vf}", memory=8 << 20))
+        nic.up()
+        nic.set_coalesce(usecs)
+        nic.on_receive = lambda batch: None
+        nics.append(nic)
+    host.clock.advance(10_000_000)
+    assert host.clock.now < T0
+    rng = np.random.default_rng(3)
+    n = 6_000
+    ts = T0 + np.cumsum(rng.choice([67, 300, 5_000], size=n, p=[0.8, 0.15, 0.05]))
+    owner = rng.integers(0, 2, n)
+    frames = [
+        bytes.fromhex(macs[o].replace(":", "")) + bytes.fromhex("020000000099") + bytes(48) for o in owner
+    ]
+    host.run_traffic(port, Batch.from_frames(frames, timestamps_ns=ts))
+    host.clock.advance(2_000_000)
+    for vf, usecs in enumerate((0, 25)):
+        s = ModerationSettings(
+            rx_usecs=usecs, injection_latency_ns=1_000, ring_size=nics[vf].rx_ring.count - 1
+        )
+        tl = simulate(ts[owner == vf], s)
+        trace = nics[vf].napi.trace
+        assert np.array_equal(trace.irq.view() - 1_000, tl.irq_times_ns)
+        assert np.array_equal(trace.handed.view(), tl.handed_ns[tl.handed_ns >= 0])
+        summary = trace.summary()
+        assert summary["interrupts"] == tl.interrupts and summary["frames"] == tl.delivered
+        assert summary["latency_p99_ns"] == pytest.approx(tl.latency_percentiles((99,))[99])
+    assert_rx_conserved(port.device)
+
+
 @pytest.mark.xfail(strict=True, reason="planted: the oracle's guest is 1 ns per frame slower")
 def test_the_comparison_can_fail() -> None:
     s = ModerationSettings(rx_usecs=10, injection_latency_ns=1_000, per_frame_ns=30)

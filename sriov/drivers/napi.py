@@ -165,6 +165,26 @@ class RxTrace:
         known = a >= 0
         return self.handed.view()[known] - a[known]
 
+    def summary(self, span_ns: int | None = None) -> dict[str, float]:
+        """What users read: interrupts (per second over ``span_ns``, default first arrival to last
+        hand-off), frames handed over, frames per interrupt, latency p50/p99/p99.9 in ns."""
+        lat = self.latencies_ns()
+        irqs = self.irq.n
+        frames = self.handed.n
+        if span_ns is None:
+            known = self.arrival.view()[self.arrival.view() >= 0]
+            span_ns = int(self.handed.view()[-1] - known.min()) if frames and len(known) else 0
+        p50, p99, p999 = np.percentile(lat, (50, 99, 99.9)) if len(lat) else (float("nan"),) * 3
+        return {
+            "interrupts": irqs,
+            "interrupts_per_s": irqs * 1e9 / span_ns if span_ns > 0 else float("nan"),
+            "frames": frames,
+            "frames_per_interrupt": frames / irqs if irqs else float("nan"),
+            "latency_p50_ns": float(p50),
+            "latency_p99_ns": float(p99),
+            "latency_p999_ns": float(p999),
+        }
+
     def clear_results(self) -> None:
         """Forget the recorded hand-offs and interrupts (frames in the ring stay matched)."""
         self.arrival.clear()
