@@ -400,6 +400,24 @@ def test_frames_reach_on_receive_or_the_backlog_that_rx_poll_returns() -> None:
     assert stats["rx_stack_bytes"] == 300 * 60
 
 
+def test_a_stack_callback_that_raises_does_not_wedge_napi() -> None:
+    host, port, nic, _ = rig(rx_usecs=0)
+    calls = []
+
+    def stack(batch) -> None:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("guest stack bug")
+
+    nic.on_receive = stack
+    host.run_traffic(port, frames_at([T0]))
+    with pytest.raises(RuntimeError, match="guest stack bug"):
+        host.clock.advance(10_000)  # the interrupt arrives, NAPI hands the frame over
+    host.run_traffic(port, frames_at([0]), start_ns=host.clock.now + 50_000)
+    host.clock.advance(100_000)
+    assert calls == [1, 1] and nic.stats()["napi_completes"] == 2
+
+
 def test_a_full_backlog_drops_and_counts() -> None:
     host, port, nic, _ = rig(rx_usecs=0)
     nic.napi.configure(NapiConfig(backlog=100))

@@ -262,6 +262,11 @@ class Napi:
         took = len(batch)
         c = self.counters
         c["napi_polls"] += 1
+        # The poll's end is on the clock before the stack sees anything: a stack callback that
+        # raises cannot leave NAPI scheduled forever.
+        self._event = nic.clock.schedule(
+            cfg.poll_overhead_ns + took * cfg.per_frame_ns, lambda: self._end(took)
+        )
         if took:
             nbytes = int(batch.lengths.sum())
             c["rx_stack_packets"] += took
@@ -272,9 +277,6 @@ class Napi:
                 start = now + cfg.poll_overhead_ns
                 self.trace.taken(start + cfg.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
             self._to_stack(batch)
-        self._event = nic.clock.schedule(
-            cfg.poll_overhead_ns + took * cfg.per_frame_ns, lambda: self._end(took)
-        )
 
     def _end(self, took: int) -> None:
         self._event = None
