@@ -191,7 +191,9 @@ class ScenarioRun:
         if not len(batch):
             return kept
         base = clock.now + 1_000 - int(batch.timestamps_ns[0])
-        ts = batch.timestamps_ns + base  # the capture's times, moved to start now
+        # the capture's times, moved to start now; a frame stamped earlier than the one before it
+        # (captures merged from several interfaces) arrives right after it, in file order
+        ts = np.maximum.accumulate(batch.timestamps_ns + base)
         shifted = Batch(batch.data, batch.offsets, batch.lengths, ts, validate=False)
         start = 0
         n = len(shifted)
