@@ -63,12 +63,13 @@ class Batch:
         if n:
             if int(self.offsets.min()) < 0:
                 raise ConfigError("Batch.offsets must be >= 0")
-            end = self.offsets + self.lengths.astype(np.int64)
-            if int(end.max()) > len(self.data):
-                bad = int(np.argmax(end > len(self.data)))
-                raise ConfigError(
-                    f"frame {bad} ends at byte {int(end[bad])}, past the {len(self.data)}-byte buffer"
-                )
+            # compared as room left after the offset: offset + length could wrap round int64
+            room = len(self.data) - np.minimum(self.offsets, len(self.data))
+            past = (self.offsets > len(self.data)) | (self.lengths.astype(np.int64) > room)
+            if past.any():
+                bad = int(np.argmax(past))
+                end = int(self.offsets[bad]) + int(self.lengths[bad])
+                raise ConfigError(f"frame {bad} ends at byte {end}, past the {len(self.data)}-byte buffer")
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -76,13 +77,26 @@ class Batch:
         cls, frames: Iterable[bytes | bytearray | memoryview], timestamps_ns: Sequence[int] | None = None
     ) -> Batch:
         """Copy a sequence of frames into one buffer."""
-        frame_list = [bytes(f) for f in frames]
+        try:
+            items = list(frames)
+        except TypeError:
+            raise ConfigError(f"from_frames() takes a sequence of frames (bytes), got {frames!r}") from None
+        for i, f in enumerate(items):
+            # bytes(7) would be seven zero bytes and bytes("ab") needs an encoding: say what is wrong
+            if not isinstance(f, (bytes, bytearray, memoryview, np.ndarray)):
+                raise ConfigError(f"frame {i} must be bytes, bytearray or memoryview, got {type(f).__name__}")
+        frame_list = [bytes(f) for f in items]
         lengths = np.fromiter((len(f) for f in frame_list), dtype=np.uint32, count=len(frame_list))
         offsets = np.zeros(len(frame_list), dtype=np.int64)
         if len(frame_list) > 1:
             np.cumsum(lengths[:-1], out=offsets[1:])
         data = np.frombuffer(b"".join(frame_list), dtype=np.uint8).copy()
-        ts = None if timestamps_ns is None else np.asarray(timestamps_ns, dtype=np.int64).copy()
+        try:
+            ts = None if timestamps_ns is None else np.array(timestamps_ns, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(
+                f"timestamps_ns must be ints (nanoseconds, int64), got {timestamps_ns!r}"
+            ) from None
         return cls(data, offsets, lengths, ts)
 
     @classmethod

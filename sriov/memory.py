@@ -15,6 +15,13 @@ from sriov.errors import ConfigError
 PAGE_SIZE = 4096
 
 
+def _check_ints(what: str, **values: object) -> None:
+    # a float or None would otherwise fail deep inside (or, for alloc, corrupt the allocator)
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise ConfigError(f"{what}: {name} must be an int, got {value!r}")
+
+
 class GuestMemory:
     """A VM's RAM: ``buffer`` (uint8) addressed by guest-physical address."""
 
@@ -39,6 +46,7 @@ class GuestMemory:
 
     def alloc(self, size: int, align: int = 128) -> int:
         """Reserve ``size`` bytes aligned to ``align``; returns the guest-physical address."""
+        _check_ints(self.name, size=size, align=align)
         if size <= 0 or align <= 0 or align & (align - 1):
             raise ConfigError(
                 f"{self.name}: bad allocation (size {size}, align {align}; align must be a power of 2)"
@@ -54,6 +62,7 @@ class GuestMemory:
 
     def view(self, gpa: int, size: int) -> np.ndarray:
         """The bytes at ``[gpa, gpa+size)`` as a writable view (CPU access, no IOMMU)."""
+        _check_ints(self.name, gpa=gpa, size=size)
         if gpa < 0 or size < 0 or gpa + size > self.size:
             raise ConfigError(
                 f"{self.name}: [{gpa:#x}, {gpa + size:#x}) is outside {self.size:#x} bytes of RAM"

@@ -279,10 +279,22 @@ def parse_mac(mac: str | bytes | bytearray | Sequence[int]) -> bytes:
         except ValueError:
             raise ConfigError(f"MAC {mac!r} has a part that is not hexadecimal") from None
     else:
-        values = list(mac)
+        try:
+            values = list(mac)
+        except TypeError:  # None, an int...: not a MAC in any spelling
+            raise ConfigError(f"MAC {mac!r} must be a string like 02:00:00:00:00:01 or 6 bytes") from None
     if len(values) != 6 or any(not isinstance(v, int) or not 0 <= v <= 0xFF for v in values):
         raise ConfigError(f"MAC {mac!r} must be 6 bytes")
     return bytes(values)
+
+
+def parse_mac_list(addresses: Sequence[str | bytes], what: str = "addresses") -> list[bytes]:
+    """Each MAC of a list (a single string or a non-iterable is refused, not split into characters)."""
+    if isinstance(addresses, (str, bytes, bytearray)) or not isinstance(addresses, Iterable):
+        raise ConfigError(
+            f"{what} must be a list of MAC addresses like ['01:00:5e:00:00:01'], got {addresses!r}"
+        )
+    return [parse_mac(a) for a in addresses]
 
 
 def format_mac(mac: bytes) -> str:

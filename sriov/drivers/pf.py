@@ -1056,7 +1056,7 @@ class PfDriver:
 
     def set_multicast(self, addresses: Sequence[str | bytes]) -> None:
         """The PF's own multicast list (joined groups); merged with the VFs' hashes into the MTA."""
-        macs = [M.parse_mac(a) for a in addresses]
+        macs = M.parse_mac_list(addresses, "multicast addresses")
         for m in macs:
             if not m[0] & 1:
                 raise ConfigError(f"{M.format_mac(m)} is not a multicast address")

@@ -654,7 +654,7 @@ class VfNic:
 
     def set_multicast(self, addresses: Sequence[str | bytes]) -> None:
         """The multicast list (joined groups): hashes by the PF's filter type, SET_MULTICAST."""
-        macs = [M.parse_mac(a) for a in addresses]
+        macs = M.parse_mac_list(addresses, f"{self.name}: addresses")
         for mac in macs:
             if not mac[0] & 1:
                 raise ConfigError(f"{self.name}: {M.format_mac(mac)} is not a multicast address")
@@ -668,7 +668,7 @@ class VfNic:
 
     def set_unicast(self, addresses: Sequence[str | bytes]) -> None:
         """Extra unicast addresses (macvlan on top of the VF): SET_MACVLAN 1, 2, ... or 0."""
-        macs = [M.parse_mac(a) for a in addresses]
+        macs = M.parse_mac_list(addresses, f"{self.name}: addresses")
         for mac in macs:
             if not M.is_valid_ether_addr(mac):
                 raise ConfigError(f"{self.name}: {M.format_mac(mac)} is not a valid unicast MAC")

@@ -122,6 +122,13 @@ class Iommu:
         return out
 
 
+def _check_ints(**values: object) -> None:
+    """Addresses and sizes are ints (numpy ints too); anything else is a ConfigError, not a TypeError."""
+    for name, value in values.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+            raise ConfigError(f"{name} must be an int (a multiple of {PAGE_SIZE} bytes), got {value!r}")
+
+
 class Domain:
     """The translation domain of one PCI function."""
 
@@ -137,6 +144,7 @@ class Domain:
         return int(self.iommu.fault_counts[self.id])
 
     def _check_range(self, iova: int, size: int) -> None:
+        _check_ints(iova=iova, size=size)
         if iova < 0 or size <= 0 or iova % PAGE_SIZE or size % PAGE_SIZE:
             raise ConfigError(
                 f"IOVA {iova:#x} and size {size:#x} must be positive multiples of {PAGE_SIZE} bytes"
@@ -151,18 +159,20 @@ class Domain:
         must not overlap a range already mapped in this domain (unmap first).
         """
         self._check_range(iova, size)
+        _check_ints(offset=offset)
         if offset < 0 or offset % PAGE_SIZE:
             raise ConfigError(f"buffer offset {offset:#x} must be a non-negative multiple of {PAGE_SIZE}")
-        buffer_id = self.iommu.register_buffer(host_buffer)
-        if offset + size > host_buffer.nbytes:
+        # every check before any change: a refused map leaves the buffer table and page table as they were
+        if isinstance(host_buffer, np.ndarray) and offset + size > host_buffer.nbytes:
             raise ConfigError(
                 f"mapping [{offset:#x}, {offset + size:#x}) exceeds the {host_buffer.nbytes:#x}-byte buffer"
             )
         first, count = iova >> PAGE_SHIFT, size >> PAGE_SHIFT
+        if np.any(self.page_table[first : first + count] & PTE_VALID):
+            raise ConfigError(f"IOVA range [{iova:#x}, {iova + size:#x}) overlaps an existing mapping")
+        buffer_id = self.iommu.register_buffer(host_buffer)
         self._grow(first + count)
         pages = self.page_table[first : first + count]
-        if np.any(pages & PTE_VALID):
-            raise ConfigError(f"IOVA range [{iova:#x}, {iova + size:#x}) overlaps an existing mapping")
         flags = PTE_VALID | (PTE_WRITABLE if writable else np.uint64(0))
         host_offsets = np.arange(count, dtype=np.uint64) * np.uint64(PAGE_SIZE) + np.uint64(offset)
         pages[:] = flags | (np.uint64(buffer_id) << np.uint64(PTE_BUFFER_SHIFT)) | host_offsets
