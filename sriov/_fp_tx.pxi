@@ -415,7 +415,7 @@ cdef class TxKernel:
         self._txq[q] += <uint32_t>taken
         return taken
 
-    cdef int _frame(self, QState* txq, int pool, uint32_t n, uint64_t total) noexcept nogil:
+    cdef inline int _frame(self, QState* txq, int pool, uint32_t n, uint64_t total) noexcept nogil:
         """One complete chain (``n`` descriptors, ``total`` data bytes, pointers in ``dptr``): its
         verdict; _TXV_WAIT when it is for the wire and the wire has no room (nothing done then)."""
         cdef L2Tables* t = &self.t
@@ -558,7 +558,7 @@ cdef class TxKernel:
                 self._count(pool, _TP_FLOODED, -1, 1)
         return _TXV_SENT
 
-    cdef void _deliver_local(self, uint64_t pools, const uint8_t* f, uint32_t flen, uint32_t plen,
+    cdef inline void _deliver_local(self, uint64_t pools, const uint8_t* f, uint32_t flen, uint32_t plen,
                              bint tagged, uint32_t tci, bint multicast) noexcept nogil:
         """One copy per local pool through the receive DMA path (counted as received copies)."""
         cdef QState* qs
