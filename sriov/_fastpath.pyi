@@ -61,3 +61,37 @@ class RxKernel:
         reasons: npt.NDArray[np.uint8],
     ) -> None: ...
     def burst(self, n: int) -> int: ...
+
+# -- the transmit flow (sriov/_fp_tx.pxi; twins in sriov.golden.tx) ---------------------------------
+def tx_fill(
+    ring: npt.NDArray[np.uint32],
+    mem: npt.NDArray[np.uint8],
+    bufs: npt.NDArray[np.uint64],
+    buffer_size: int,
+    ntu: int,
+    free: int,
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    lengths: npt.NDArray[np.uint32],
+    n: int,
+    watch: npt.NDArray[np.int32],
+) -> tuple[int, int]: ...
+def tx_clean(
+    ring: npt.NDArray[np.uint32], watch: npt.NDArray[np.int32], ntc: int, ntu: int
+) -> tuple[int, int]: ...
+
+class TxKernel:
+    """The transmit flow of one port (anti-spoofing, VLAN insertion, VEB, wire)."""
+
+    rx_queue_frames: npt.NDArray[np.uint32]
+    tx_queue_frames: npt.NDArray[np.uint32]
+    def __init__(self, device: object, rx: RxKernel) -> None: ...
+    def bind_output(
+        self,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.uint32],
+        timestamps: npt.NDArray[np.int64],
+        fill: npt.NDArray[np.int64],
+    ) -> None: ...
+    def run(self, first: int, last: int, now_ns: int) -> int: ...

@@ -41,6 +41,7 @@ class WireTx:
         self.peer: WireTx | None = None
         self.sent_total = 0  # frames that ever left on this wire (``sent`` holds those since clear_sent)
         self._tx_running = False
+        self._clock = getattr(self.device, "clock", None)
         self.device.tx_doorbell = self._doorbell
         self.process_tx()  # descriptors a driver posted before this wire existed
 
@@ -93,7 +94,7 @@ class WireTx:
         self._tx_running = True
         try:
             start = int(self._fill[0])
-            now = int(getattr(getattr(self.device, "clock", None), "now", 0))
+            now = self._clock.now if self._clock is not None else 0
             taken = self._tx_kernel.run(first, last, now)
             while self._fill[2]:  # a frame found no room on the wire: grow the arrays and go on
                 self._alloc_sent(
