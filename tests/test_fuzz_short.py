@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import fuzz_capture
 import fuzz_mailbox
 import fuzz_rx
+import fuzz_tx
 from _reader import Reader
 
 from sriov.batch import Batch
@@ -72,6 +73,13 @@ def test_fuzz_rx_catches_a_planted_disagreement(monkeypatch) -> None:
     plan["frames1"] = [fuzz_rx.MACS[0] + bytes(58)]
     with pytest.raises(AssertionError):
         fuzz_rx.run_plan(plan)
+
+
+# -- (a') the transmit kernel: compiled against golden, from raw bytes through hypothesis' decoder --
+def test_fuzz_tx_compiled_equals_golden() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(8):
+        fuzz_tx.TestOneInput(rng.integers(0, 256, 3000, dtype=np.uint8).tobytes())
 
 
 # -- (b) VF register sequences against the mailbox and the PF ----------------------------------
