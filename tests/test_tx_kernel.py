@@ -365,6 +365,31 @@ def test_compiled_and_golden_agree_on_mapped_memory(cfg) -> None:
     check_agreement(cfg)
 
 
+@pytest.mark.xfail(strict=True, reason="a bug planted in the golden model must be caught by the scoreboard")
+@settings(max_examples=5, deadline=None, suppress_health_check=SLOW_OK)
+@given(cfg=device_config(sane=True))
+def test_the_scoreboard_catches_a_planted_bug(cfg) -> None:
+    from sriov.golden import tx as golden_tx
+
+    planted = pytest.MonkeyPatch()
+    planted.setattr(golden_tx, "_spoofed", lambda regs, pool, frame, tagged: False)  # spoofchk ignored
+    cfg.update(vt=True, spoof=[0xFFFF], vfte=2**64 - 1)
+    for queues in cfg["tx"]:
+        for tq in queues:
+            tq.update(tdbal=TX_RING, tdlen=tq["count"] * 16, txdctl=R.TXDCTL_ENABLE, head_wb=0)
+            tq["chains"] = [[(eth_frame(), 64, DATA_CMD | R.ADVTXD_DCMD_EOP | R.ADVTXD_DCMD_RS | 64)]]
+            tq["tail"] = (tq["tdh"] + 1) % tq["count"]
+    try:
+        check_agreement(cfg)
+    finally:
+        planted.undo()
+
+
+def eth_frame() -> bytes:
+    """A 64-byte unicast frame with a source MAC no pool owns (spoofed whenever MAC anti-spoof is on)."""
+    return (MACS[1] + bytes.fromhex("020000000099") + b"\x08\x00" + bytes(50))[:64]
+
+
 @pytest.mark.slow
 @settings(max_examples=500, deadline=None, suppress_health_check=SLOW_OK)
 @given(cfg=device_config())

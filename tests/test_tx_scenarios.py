@@ -276,14 +276,19 @@ def test_the_wire_grows_to_take_a_large_burst(rig) -> None:
     r.check()
 
 
-def test_the_pf_can_transmit_through_its_own_pool(impl) -> None:
+def test_the_pf_transmits_through_its_own_pool(impl) -> None:
     r = Rig(impl, vfs=2)
     port = r.port
-    queue = port.device.vf_queue(port.pf.num_vfs, 0)  # the PF pool's first queue
-    ring = TxRing(port.pf.function, r.host.memory, queue, count=64)
-    frame = eth(r.nic(1).mac, 64, src=port.pf.mac)
-    assert ring.transmit(Batch.from_frames([frame])) == 1
-    assert r.received(1) == [frame]  # the VEB delivers from the PF pool to VF 1
+    assert port.pf.tx_ring.queue == port.device.vf_queue(port.pf.num_vfs, 0)  # the PF pool's queue
+    to_vf = eth(r.nic(1).mac, 64, src=port.pf.mac)
+    out = eth("02:aa:00:00:00:01", 64, src=port.pf.mac)
+    assert port.pf.transmit(Batch.from_frames([to_vf, out])) == 2
+    assert r.received(1) == [to_vf]  # the VEB delivers from the PF pool to VF 1
+    assert port.wire.sent.to_list() == [out]
+    # a second ring on the same queue, driven by hand through the PF BAR, works the same way
+    ring = TxRing(port.pf.function, r.host.memory, port.pf.tx_ring.queue, count=64)
+    assert ring.transmit(Batch.from_frames([to_vf])) == 1
+    assert r.received(1) == [to_vf]
     r.check()
 
 

@@ -102,6 +102,7 @@ class PfDriver:
         self.device = device
         self.memory = memory  # host memory for the PF's own receive ring (None: no ring)
         self.rx_ring: Any | None = None
+        self.tx_ring: Any | None = None
         self.function = device.pf
         self.clock = device.clock
         self.mbx = PfMailbox(self.function)
@@ -203,6 +204,7 @@ class PfDriver:
         self.is_up = True
         self._set_all_vfs()
         self._setup_rx_ring()
+        self._setup_tx_ring()
         self.function.set_msix_handler(OTHER_VECTOR, self._irq_other)
         self._w(R.EIMS, R.EICR_MAILBOX | R.EICR_LSC)
         self.device.set_link(True)  # Tx laser on; the link partner answers
@@ -221,6 +223,30 @@ class PfDriver:
             self.rx_ring = rings.RxRing(self.function, self.memory, queue)
         except ConfigError:  # host memory exhausted by earlier rings: run without one
             self.rx_ring = None
+
+    def _setup_tx_ring(self) -> None:
+        """The PF pool's first transmit queue: a ring in host memory (sriov.drivers.txring)."""
+        if self.memory is None or importlib.util.find_spec("sriov.drivers.txring") is None:
+            return
+        queue = self.pf_pool * self.device.queues_per_pool() if self.vfinfo else 0
+        if self.tx_ring is not None and self.tx_ring.queue == queue:
+            self.tx_ring.up()
+            return
+        from sriov.drivers.txring import TxRing
+
+        try:
+            self.tx_ring = TxRing(self.function, self.memory, queue, count=256)
+        except ConfigError:  # host memory exhausted by earlier rings: run without one
+            self.tx_ring = None
+
+    def transmit(self, batch: Any) -> int:
+        """Send a `Batch` from the PF's own pool (anti-spoof does not apply to it; the VEB does)."""
+        if self.tx_ring is None or not self.is_up:
+            raise DriverStateError(
+                f"{self.function.name}: no transmit ring "
+                "(PF down, or the datapath rings are not in this build)"
+            )
+        return self.tx_ring.transmit(batch)
 
     def rx_poll(self, budget: int = 64) -> Any:
         """Frames the PF took off its own ring (a zero-copy `Batch`)."""
