@@ -209,11 +209,63 @@ class Arena:
     def write_descriptors(self, base: int, addrs: list[int]) -> None:
         """The attacker's CPU writes read-format descriptors into its own memory."""
         mem = self.evil_vm.memory
+        self.watch.allow(mem.buffer, base, 16 * len(addrs), "attacker CPU: RX descriptors")
         for d, addr in enumerate(addrs):
             at = base + 16 * d
             mem.view(at, 16)[:] = np.frombuffer(
                 (addr & (2**64 - 1)).to_bytes(8, "little") + bytes(8), np.uint8
             )
+
+    def post_tx(
+        self, frames: list[bytes | int], ring: int = 0x180000, bufs: int = 0x1A0000, head_wb: int = 0
+    ) -> None:
+        """The attacker posts frames on its TX queue 0 and writes the tail (the doorbell runs TX).
+
+        An int in ``frames`` is a buffer address to use as is (a frame of 64 bytes said to be there).
+        """
+        mem = self.evil_vm.memory
+        count = 64
+        cmd0 = R.ADVTXD_DTYP_DATA | R.ADVTXD_DCMD_DEXT | R.ADVTXD_DCMD_IFCS | R.ADVTXD_DCMD_EOP
+        pos = bufs
+        cpu_can_write = ring + count * 16 <= mem.size  # a ring outside its RAM: only the registers
+        for d, f in enumerate(frames[: count - 1] if cpu_can_write else []):
+            if isinstance(f, int):
+                addr, length = f, 64
+            else:
+                addr, length = pos, len(f)
+                mem.view(pos, length)[:] = np.frombuffer(f, np.uint8)
+                pos += 2048
+            desc = addr.to_bytes(8, "little") + (cmd0 | R.ADVTXD_DCMD_RS | length).to_bytes(4, "little")
+            mem.view(ring + 16 * d, 16)[:] = np.frombuffer(
+                desc + (length << 14).to_bytes(4, "little"), np.uint8
+            )
+        # the attacker's CPU wrote its own ring and buffers: not DMA, allowed
+        if cpu_can_write:
+            self.watch.allow(mem.buffer, ring, count * 16, "attacker CPU: TX ring")
+        self.watch.allow(mem.buffer, bufs, pos - bufs, "attacker CPU: TX buffers")
+        w = self.fn.write32
+        w(R.VFTXDCTL(0), 0)
+        w(R.VFTDBAL(0), ring & 0xFFFFFFFF)
+        w(R.VFTDBAH(0), ring >> 32)
+        w(R.VFTDLEN(0), count * 16)
+        w(R.VFTDH(0), 0)
+        w(R.VFTDWBAL(0), head_wb & 0xFFFFFFFF)
+        w(R.VFTXDCTL(0), R.TXDCTL_ENABLE)
+        self.watch.refresh()
+        _ = self.port.wire  # the wire's doorbell must exist before the tail write
+        w(R.VFTDT(0), min(len(frames), count - 1) if frames else 0)
+
+    def drain_good(self) -> dict[int, list[bytes]]:
+        """What the good VFs got outside the bursts (VEB deliveries from the attacker)."""
+        got: dict[int, list[bytes]] = {}
+        for vf, nic in self.good.items():
+            got[vf] = []
+            while True:
+                batch = nic.rx_poll(256)
+                if not len(batch):
+                    break
+                got[vf] += batch.to_list()
+        return got
 
     # -- traffic ---------------------------------------------------------------------------------
     def burst(self, per_vf: int = 6) -> None:
@@ -509,6 +561,64 @@ def never_refills() -> Figures:
     return fig
 
 
+def tx_spoofing() -> Figures:
+    a = Arena("TX: spoofed source MACs and VLAN tags (spoofchk on)")
+    a.raw_reset()
+    own, victim = mac_bytes(MACS[HOSTILE]), mac_bytes(MACS[1])
+    spoofed = [frame(MACS[2], 100, src=MACS[1]), frame("ff:ff:ff:ff:ff:ff", 80, src=MACS[3])]
+    tagged = frame(MACS[2], 100, src=MACS[HOSTILE])
+    tagged = tagged[:12] + b"\x81\x00\x00\x0a" + tagged[12:]  # VLAN 10: not the attacker's
+    legit = [frame(MACS[2], 90, src=MACS[HOSTILE])]
+    seen: dict[int, list[bytes]] = {vf: [] for vf in GOOD}
+
+    def attack(i: int) -> None:
+        a.post_tx([*spoofed, tagged, *legit] * 3)
+        for vf, frames in a.drain_good().items():
+            seen[vf] += frames
+
+    a.hooks.append(attack)
+    a.run(bursts=6)
+    fig = a.finish()
+    port = a.port.stats()
+    assert port["tx_spoofed"] == 6 * 3 * 3 and port["tx_packets"] == 6 * 3
+    assert all(f[6:12] == own for frames in seen.values() for f in frames), "a spoofed frame got through"
+    assert len(seen[2]) == 6 * 3 and not any(f[6:12] == victim for f in a.port.wire.sent.to_list())
+    return fig
+
+
+def tx_dma_outside_the_vm() -> Figures:
+    a = Arena("TX: ring, buffers and head write-back outside the VM")
+    a.raw_reset()
+    attacks = [
+        lambda: a.post_tx([frame(MACS[1])] * 4, ring=VM_MEM + 0x20000),  # ring not mapped
+        lambda: a.post_tx([VM_MEM + 0x1000, 2**40, VM_MEM - 32, 2**64 - 64]),  # buffers not mapped
+        lambda: a.post_tx([frame(MACS[2])] * 2, head_wb=(VM_MEM + 0x100) | R.TDWBAL_HEAD_WB_ENABLE),
+    ]
+    a.hooks.append(lambda i: attacks[i % len(attacks)]())
+    a.run(bursts=9)
+    fig = a.finish()
+    port = a.port.stats()
+    assert port["tx_dma_faults"] > 0 and port["tx_ring_faults"] > 0
+    return fig
+
+
+def tx_garbage_ring() -> Figures:
+    a = Arena("TX: garbage descriptors, tail beyond the ring")
+    a.raw_reset()
+    rng = np.random.default_rng(9)
+
+    def attack(i: int) -> None:
+        mem = a.evil_vm.memory
+        mem.view(0x180000, 64 * 16)[:] = rng.integers(0, 256, 64 * 16, dtype=np.uint8)
+        a.post_tx([])  # programs the queue over the garbage
+        a.fn.write32(R.VFTDT(0), int(rng.choice([5, 63, 64, 500, 0xFFFF])))
+        a.drain_good()
+
+    a.hooks.append(attack)
+    a.run(bursts=6)
+    return a.finish()
+
+
 SCENARIOS = [
     baseline,
     mailbox_flood,
@@ -522,6 +632,9 @@ SCENARIOS = [
     reset_storm,
     flr_during_traffic,
     never_refills,
+    tx_spoofing,
+    tx_dma_outside_the_vm,
+    tx_garbage_ring,
 ]
 
 
