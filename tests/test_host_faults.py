@@ -216,3 +216,50 @@ def test_repeated_pf_resets_lose_nothing(repeat: int) -> None:
     site.check_recovered()
     site.check_books()
     assert np.all(np.array(list(site.taken.values())) > 0)
+
+
+def main() -> None:  # pragma: no cover - the figures for RESULTS.md
+    def pf_reset(site: Site) -> None:
+        site.paused = {2}
+        site.hit(site.pf.reset)
+        site.outage()
+        site.paused = set()
+
+    def admin_flap(site: Site) -> None:
+        def flap() -> None:
+            site.pf.set_link(False)
+            site.burst()
+            site.clock.advance(2 * S)
+            site.pf.set_link(True)
+
+        site.hit(flap)
+        site.outage()
+
+    def cable(site: Site) -> None:
+        def pull() -> None:
+            site.port.device.set_link(False)
+            site.clock.advance(10_000_000)
+            site.burst()
+            site.port.device.set_link(True)
+
+        site.hit(pull)
+        site.outage(seconds=2)
+
+    print("| fault | frames in | unaccounted | verdicts | discarded by a ring reset (VF 0/1/2) | recovered |")
+    print("|---|---:|---:|---|---|---|")
+    for name, fault in (("PF reset", pf_reset), ("PF down/up", admin_flap), ("cable flap", cable)):
+        site = Site()
+        for _ in range(3):
+            site.burst()
+        fault(site)
+        site.check_recovered()
+        site.check_books()
+        port_in = int(site.port.device.state.port_counters[C.PORT["rx_frames_in"]])
+        verdicts = ", ".join(f"{k} {v}" for k, v in sorted(site.verdicts.items()))
+        discarded = "/".join(str(site.discarded[vf]) for vf in VFS)
+        lost = port_in - sum(site.verdicts.values())
+        print(f"| {name} | {port_in} | {lost} | {verdicts} | {discarded} | yes |")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
