@@ -41,6 +41,7 @@ class WireTx:
         self.peer: WireTx | None = None
         self.sent_total = 0  # frames that ever left on this wire (``sent`` holds those since clear_sent)
         self._tx_running = False
+        self._tx_again = False
         self._clock = getattr(self.device, "clock", None)
         self.device.tx_doorbell = self._doorbell
         self.process_tx()  # descriptors a driver posted before this wire existed
@@ -89,19 +90,25 @@ class WireTx:
 
     def process_tx(self, first: int = 0, last: int = R.MAX_QUEUES - 1) -> int:
         """Run the transmit engine on PF TX queues ``first..last``; returns the frames taken."""
-        if self._tx_running:  # a tail write from inside a run (an interrupt handler): it is picked up
+        if self._tx_running:  # a tail write from inside a run: the run goes round once more
+            self._tx_again = True
             return 0
         self._tx_running = True
+        taken = 0
+        start = int(self._fill[0])
         try:
-            start = int(self._fill[0])
-            now = self._clock.now if self._clock is not None else 0
-            taken = self._tx_kernel.run(first, last, now)
-            while self._fill[2]:  # a frame found no room on the wire: grow the arrays and go on
-                self._alloc_sent(
-                    2 * len(self._sent_offsets),
-                    max(2 * len(self._sent_data), int(self._fill[1]) + R.TX_MAX_FRAME_SIZE),
-                )
+            again = True
+            while again:
+                self._tx_again = False
+                now = self._clock.now if self._clock is not None else 0
                 taken += self._tx_kernel.run(first, last, now)
+                while self._fill[2]:  # a frame found no room on the wire: grow the arrays and go on
+                    self._alloc_sent(
+                        2 * len(self._sent_offsets),
+                        max(2 * len(self._sent_data), int(self._fill[1]) + R.TX_MAX_FRAME_SIZE),
+                    )
+                    taken += self._tx_kernel.run(first, last, now)
+                again, first, last = self._tx_again, 0, R.MAX_QUEUES - 1
         finally:
             self._tx_running = False
         self._after_tx(start)
