@@ -333,6 +333,7 @@ cdef class TxKernel:
         cdef uint32_t head, tail, start, d, n, cmd, k, idx
         cdef uint64_t total, daddr
         cdef bint eop, stalled, wb_head
+        cdef uint32_t dd_word = _TXD_DD
         cdef uint8_t* dp = NULL
         cdef Py_ssize_t taken = 0
         if not blk[_QW_TXDCTL] & _TXDCTL_ENABLE:
@@ -397,7 +398,7 @@ cdef class TxKernel:
                 for k in range(n):
                     dp = self.dptr[k] if k < _TX_DESC_SLOTS else self._desc(&txq, idx)
                     if dp != NULL and _ld32le(dp + 8) & _DCMD_RS:
-                        _st32le(dp + _TXD_STATUS, _TXD_DD)
+                        memcpy(dp + _TXD_STATUS, &dd_word, 4)  # host order is little-endian (checked)
                     idx += 1
                     if idx == txq.count:
                         idx = 0
