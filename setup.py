@@ -24,6 +24,7 @@ extensions = [
     Extension(
         "sriov._fastpath",
         ["sriov/_fastpath.pyx"],
+        depends=["sriov/_fp_simd.h"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
