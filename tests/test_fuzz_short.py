@@ -119,6 +119,23 @@ def test_fuzz_capture_raw_bytes(data: bytes) -> None:
     fuzz_capture.TestOneInput(data)
 
 
+# Found by fuzz_capture.py: a pcapng whose frames are not all in little-endian EPBs made
+# read_comments read a "block length" from frame bytes and walk options past the file (IndexError).
+CRASH_READ_COMMENTS = bytes.fromhex(
+    "000a0d0d0a2c0000004d3c2b1a01000000ffffffffffffffff040005007372696f76000000000000002c000000010000"
+    "0020000000010000000000040009000100090000000000000020000000060000004c00000000000000360000008a7261"
+    "dc2c0000002c0000007a80468756639e222f04a08f16f85d48265ac75152be697e9acbd2012621f734e75e3966546221"
+    "f7907095934c000000060000006400000000000000950000008c432df44200000042000000f60aa49798d6d43c55b009"
+    "b8f52488ff959011e6be4e5f6aa47d4860eb815e334684e43b387c452d7cbefb8c1df23578cbdd13fd6a81c8b0b641cb"
+    "121ec4e3195b7e000064000000030000003c00000000000000800000001e62e30c1c0000001c0000007814e4e07a5e41"
+    "da26e97f200cd429b2df33927fdc9a26397a4477013c000000"
+)
+
+
+def test_fuzz_capture_regressions() -> None:
+    fuzz_capture.TestOneInput(CRASH_READ_COMMENTS)
+
+
 @st.composite
 def damaged_capture(draw) -> bytes:
     frames = draw(st.lists(st.binary(min_size=0, max_size=80), max_size=5))

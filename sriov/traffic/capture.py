@@ -795,9 +795,14 @@ def read_comments(source: PathOrBuffer) -> list[str | None]:
     out: list[str | None] = []
     for start, length in zip(cap.offsets.tolist(), cap.lengths.tolist(), strict=True):
         block = start - 28
+        # only little-endian EPBs carry options here; a Simple/obsolete Packet Block or a big-endian
+        # section has none to read (and its bytes at start - 28 are not a block header)
+        if block < 0 or int(buf[block : block + 4].view("<u4")[0]) != PCAPNG_EPB:
+            out.append(None)
+            continue
         blen = int(buf[block + 4 : block + 8].view("<u4")[0])
         p = start + ((length + 3) & ~3)
-        end = block + blen - 4
+        end = min(block + blen - 4, len(buf))  # never walk options past the file
         text = None
         while p + 4 <= end:
             code = int(buf[p : p + 2].view("<u2")[0])
