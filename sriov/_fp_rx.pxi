@@ -44,6 +44,7 @@ cdef int _PAGE_SHIFT = _iommu.PAGE_SHIFT
 cdef uint64_t _PAGE_MASK = _iommu.PAGE_SIZE - 1
 cdef uint8_t _FAULT_NOT_MAPPED = _iommu.FAULT_NOT_MAPPED
 cdef uint8_t _FAULT_READ_ONLY = _iommu.FAULT_READ_ONLY
+cdef int64_t _ARMED_HELD = _np.iinfo(_np.int64).max
 
 cdef enum:
     _MAX_FRAME_DESCS = 64     # a frame of <= 65535 bytes in buffers of >= 1 KiB
@@ -303,7 +304,13 @@ cdef class RxKernel:
 
     cdef object device
     cdef object iommu
+    cdef object clock
     cdef readonly object queue_frames
+    # interrupt hook skipping: the device's per-queue "armed" table (sriov.hw.interrupts.QueueVector)
+    cdef bint has_armed
+    cdef int64_t[::1] _armed
+    cdef int64_t arm_wait           # after a call: 0 = a written queue is not armed; else armed until
+    cdef readonly bint notify
     cdef L2Tables t
     cdef uint32_t[::1] _regs
     cdef uint64_t[::1] _port
@@ -356,6 +363,14 @@ cdef class RxKernel:
         cdef int i
         self.device = device
         self.iommu = device.iommu
+        self.clock = getattr(device, "clock", None)
+        armed = getattr(device, "rx_armed", None)
+        self.has_armed = (armed is not None and self.clock is not None
+                          and armed.shape[0] >= _MAX_QUEUES + 2 and armed.dtype == _np.int64)
+        if self.has_armed:
+            self._armed = armed
+        self.arm_wait = 0
+        self.notify = False
         self._regs = device.regs
         self.t.regs = &self._regs[0]
         self.t.built = False
@@ -449,6 +464,7 @@ cdef class RxKernel:
             raise _ConfigError(f"offsets, lengths and timestamps differ in length ({n}, {lengths.shape[0]})")
         if selected.shape[0] < n or delivered.shape[0] < n or reasons.shape[0] < n:
             raise _ConfigError(f"selected, delivered and reasons must each have >= {n} slots")
+        self.notify = False
         if n == 0:
             self._qframes[:] = 0
             return 0
@@ -458,6 +474,8 @@ cdef class RxKernel:
             if bad < 0:
                 res = self._run(&data[0] if data.shape[0] else NULL, &offsets[0], &lengths[0], n,
                                 &selected[0], &delivered[0], &reasons[0])
+        if res:
+            self._decide_notify()
         if bad >= 0:
             raise _ConfigError(
                 f"frame {bad} ([{offsets[bad]}, {offsets[bad] + lengths[bad]})) lies outside the "
@@ -486,6 +504,7 @@ cdef class RxKernel:
             raise _ConfigError("burst() before bind(): bind the preallocated arrays first")
         if n < 0 or n > self.bcap:
             raise _ConfigError(f"burst of {n} frames; the bound arrays hold 0..{self.bcap}")
+        self.notify = False
         if n == 0:
             self._qframes[:] = 0
             return 0
@@ -495,9 +514,23 @@ cdef class RxKernel:
             if bad < 0:
                 res = self._run(&self.b_data[0] if self.b_data.shape[0] else NULL, &self.b_offs[0],
                                 &self.b_lens[0], n, &self.b_sel[0], &self.b_dlv[0], &self.b_rsn[0])
+        if res:
+            self._decide_notify()
         if bad >= 0:
             raise _ConfigError(f"frame {bad} lies outside the {self.b_data.shape[0]}-byte data buffer")
         return res
+
+    cdef inline void _decide_notify(self):
+        """``notify``: the device's hook (`rx_queue_written`) must run for the last call, i.e. some
+        queue written to is not armed, or is armed only until a timer due by now (the hook would
+        fire the vector at once)."""
+        cdef int64_t wait = self.arm_wait
+        if wait == 0:
+            self.notify = True
+        elif wait == _ARMED_HELD:
+            self.notify = False
+        else:
+            self.notify = self.clock.now >= wait
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _fault(self, int32_t domain, uint64_t addr, int kind) noexcept nogil:
@@ -667,6 +700,8 @@ cdef class RxKernel:
         cdef uint64_t pools, rem, got
         cdef int r, first, pool, k
         cdef QState* qs
+        cdef bint keyok
+        cdef int64_t wait, until
         memset(pc, 0, sizeof(pc))
         memset(qframes, 0, _MAX_QUEUES * sizeof(uint32_t))
         l2_refresh(t)
@@ -750,12 +785,20 @@ cdef class RxKernel:
                 rsn[i] = DELIVERED
             else:
                 rsn[i] = <uint8_t>first
-        # the heads the hardware advanced, and the queue states back to "not loaded"
+        # the heads the hardware advanced, and the queue states back to "not loaded"; whether every
+        # queue written to has its interrupt cause already held (then the hook would change nothing)
+        keyok = (self.has_armed and self._armed[_MAX_QUEUES] == t.qpp
+                 and self._armed[_MAX_QUEUES + 1] == self.nvfs)
+        wait = _ARMED_HELD
         for k in range(self.nloaded):
             qs = &self.qs[self.loaded[k]]
             if qs.state == _Q_READY and qs.moved:
                 qs.blk[_QW_RDH] = qs.head
+                until = self._armed[qs.q] if keyok else 0
+                if until < wait:
+                    wait = until
             qs.state = _Q_UNLOADED
+        self.arm_wait = wait if wait > 0 else 0
         self.nloaded = 0
         for k in range(_P_N):
             self._port[self.port_slot[k]] += pc[k]

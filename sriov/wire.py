@@ -106,11 +106,14 @@ class RxBurst:
         self.queue_frames: np.ndarray = kernel.queue_frames
         self._notify = getattr(wire.device, "rx_queue_written", None)
         self._run = kernel.burst
+        # A compiled kernel says whether the hook can change anything (`notify`: some queue it
+        # wrote to does not have its interrupt cause held yet); the golden one always calls it.
+        self._always = not hasattr(kernel, "notify")
 
     def __call__(self, n: int) -> int:
         """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool."""
         accepted = self._run(n)
-        if accepted and self._notify is not None:
+        if accepted and self._notify is not None and (self._always or self._kernel.notify):
             self._notify(self.queue_frames)
         return accepted
 
@@ -187,9 +190,10 @@ class Wire(WireTx):
         return burst
 
     def _after_burst(self, accepted: int, queue_frames: np.ndarray) -> None:
-        # The interrupts side raises the queues' causes (EITR-moderated) when the device has it.
+        # The interrupts side raises the queues' causes (EITR-moderated) when the device has it,
+        # unless the kernel knows every queue it wrote to already has its cause held.
         notify = getattr(self.device, "rx_queue_written", None)
-        if accepted and notify is not None:
+        if accepted and notify is not None and getattr(self._kernel, "notify", True):
             notify(queue_frames)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from sriov.errors import ConfigError, RegisterAccessError
 from sriov.hw import regs as R
 from sriov.hw.clock import SimClock
-from sriov.hw.interrupts import PfInterrupts, VfInterrupts
+from sriov.hw.interrupts import ARMED_KEY_QPP, ARMED_KEY_VFS, PfInterrupts, VfInterrupts, new_armed_table
 from sriov.hw.iommu import Domain, Iommu
 from sriov.hw.state import DeviceState
 
@@ -196,6 +196,9 @@ class Device82599:
         # wire (sriov.wire_tx) runs the transmit engine on that queue, as a tail write starts DMA.
         self.tx_doorbell: Callable[[int], None] | None = None
         self.link_up = True
+        # Per PF queue: armed while raising its RX cause again would change nothing (the receive
+        # kernel then skips `rx_queue_written`); see sriov.hw.interrupts.QueueVector.
+        self.rx_armed = new_armed_table()
         self.pf = PfFunction(self, f"{name}/pf", pf_rid)
         self.vfs: list[VfFunction] = []
         self._vf_pool: list[VfFunction] = []  # functions survive disable/enable, like PCI devices
@@ -429,12 +432,31 @@ class Device82599:
     def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
         qpp = self.queues_per_pool()
         vfs = self.vfs
+        if tx:
+            for q in queues:
+                pool, vq = divmod(q, qpp)
+                if pool < len(vfs):
+                    vfs[pool].msix.raise_queue(vq, True)
+                else:
+                    self.pf.msix.raise_queue(q, True)
+            return
+        armed = self.rx_armed
+        if armed[ARMED_KEY_QPP] != qpp or armed[ARMED_KEY_VFS] != len(vfs):
+            # the queue -> function map changed since these entries were made: drop them all
+            # (a vector's list may then name entries that are already 0: clearing them is harmless)
+            armed[:] = 0
+            armed[ARMED_KEY_QPP] = qpp
+            armed[ARMED_KEY_VFS] = len(vfs)
         for q in queues:
             pool, vq = divmod(q, qpp)
             if pool < len(vfs):
-                vfs[pool].msix.raise_queue(vq, tx)
+                msix = vfs[pool].msix
+                msix.raise_queue(vq)
+                msix.arm_rx(vq, q)
             else:
-                self.pf.msix.raise_queue(q, tx)
+                msix = self.pf.msix
+                msix.raise_queue(q)
+                msix.arm_rx(q)
 
     def _write_tdt(self, queue: int, value: int) -> None:
         self._store(R.TDT(queue), value)

@@ -54,6 +54,94 @@ def ivar_entry(ivar: int, queue: int, tx: bool = False) -> int | None:
     return entry & R.IVAR_VECTOR_MASK if entry & R.IVAR_ALLOC_VAL else None
 
 
+#: `rx_armed` value of a queue whose vector is masked with its cause latched: held until unmasked
+ARMED_HELD = np.iinfo(np.int64).max
+#: slots after the per-queue entries of `rx_armed`: the queues-per-pool and VF count the entries
+#: were computed with (a PF queue's owner depends on both; the datapath ignores a stale table)
+ARMED_KEY_QPP = R.MAX_QUEUES
+ARMED_KEY_VFS = R.MAX_QUEUES + 1
+ARMED_SLOTS = R.MAX_QUEUES + 2
+
+
+def new_armed_table() -> np.ndarray:
+    """The device's ``rx_armed`` array (see `QueueVector`): nothing armed."""
+    table = np.zeros(ARMED_SLOTS, np.int64)
+    table[ARMED_KEY_QPP] = -1
+    return table
+
+
+class QueueVector(VectorModerator):
+    """A queue vector's moderator that tells the datapath when more completions change nothing.
+
+    Raising a receive cause is a no-op while the vector already has it: the cause bit is set
+    and the moderator's cause is pending, and either the vector is masked (the cause is latched
+    until the driver unmasks it) or an interval timer is running that is not yet due. The
+    device's hook records such queues in ``rx_armed[q]`` (`ARMED_HELD`, or the timer's due
+    time: armed while the clock is before it) and the receive kernel then skips the hook when
+    every queue a burst wrote to is armed, the hardware's "EICR is already set". Every change of
+    this moderator's state other than raising its cause disarms its queues first, so a stale
+    entry can only cost one unneeded hook call, never a missed interrupt.
+    """
+
+    def __init__(self, clock, send, armed: np.ndarray) -> None:
+        super().__init__(clock, send)
+        self.armed_table = armed
+        self.armed: list[int] = []  # PF queues whose rx_armed entry this vector's state justified
+
+    def disarm(self) -> None:
+        """Forget the armed entries this vector justified (its state is about to change)."""
+        if self.armed:
+            table = self.armed_table
+            for q in self.armed:
+                table[q] = 0
+            self.armed.clear()
+
+    def arm(self, queue: int) -> None:
+        """After raising ``queue``'s cause: mark it armed if a further raise would change nothing."""
+        if not self.pending:
+            return
+        if self.masked:
+            until = ARMED_HELD
+        elif self._timer is not None:
+            until = self._timer.time
+        else:
+            return
+        self.armed_table[queue] = until
+        self.armed.append(queue)
+
+    def reset(self) -> None:
+        self.disarm()
+        super().reset()
+
+    def reprogram(self, interval_ns: int, reset_counter: bool) -> None:
+        self.disarm()
+        super().reprogram(interval_ns, reset_counter)
+
+    def clear_cause(self) -> None:
+        self.disarm()
+        super().clear_cause()
+
+    def set_interval_ns(self, interval_ns: int) -> None:
+        self.disarm()
+        super().set_interval_ns(interval_ns)
+
+    def mask(self) -> None:
+        self.disarm()
+        super().mask()
+
+    def unmask(self) -> None:
+        self.disarm()
+        super().unmask()
+
+    def _expire(self) -> None:
+        self.disarm()
+        super()._expire()
+
+    def _fire(self) -> None:
+        self.disarm()
+        super()._fire()
+
+
 class _Vectors:
     """What VF and PF vectors share: one moderator per vector, fire counts, EITR decoding."""
 
@@ -63,8 +151,16 @@ class _Vectors:
         self.fn = fn
         self.regs = regs  # a view of the device's register words (stays valid across resets)
         clock = fn.device.clock
-        self.vectors = [VectorModerator(clock, partial(self._fired, v)) for v in range(self.num_vectors)]
+        armed = getattr(fn.device, "rx_armed", None)
+        if armed is None:
+            armed = new_armed_table()
+        self.vectors = [QueueVector(clock, partial(self._fired, v), armed) for v in range(self.num_vectors)]
         self.unrouted = 0  # causes whose (V)IVAR entry was invalid or named a vector that does not exist
+
+    def disarm_all(self) -> None:
+        """A routing change (VTIVAR/IVAR write): no queue of this function stays armed."""
+        for m in self.vectors:
+            m.disarm()
 
     def _get(self, offset: int) -> int:
         return int(self.regs[offset // WORD])
@@ -131,6 +227,12 @@ class VfInterrupts(_Vectors):
         self.regs[word] = self.regs.item(word) | 1 << v
         self.vectors[v].raise_cause()
 
+    def arm_rx(self, vf_queue: int, pf_queue: int) -> None:
+        """After `raise_queue`: record PF queue ``pf_queue`` as armed when its vector holds the cause."""
+        v = self._rx_route[vf_queue]
+        if v >= 0 and self.regs.item(R.VTEICR // WORD) >> v & 1:
+            self.vectors[v].arm(pf_queue)
+
     def mailbox_vector(self) -> int | None:
         """The vector VTIVAR_MISC names for the mailbox ("other") cause, or None if not valid."""
         misc = self._get(R.VTIVAR_MISC)
@@ -196,6 +298,7 @@ class VfInterrupts(_Vectors):
             self._put(offset, value & EITR_STORED)
             self._eitr_write(self.vectors[v], value)
         else:  # VTIVAR(x): plain storage, its RX entries decoded for the datapath hook
+            self.disarm_all()
             self._put(offset, value)
             x = (offset - R.VTIVAR(0)) // WORD
             for q in (2 * x, 2 * x + 1):
@@ -297,7 +400,15 @@ class PfInterrupts(_Vectors):
             return
         self.raise_vectors(1 << v)
 
+    def arm_rx(self, queue: int) -> None:
+        """After `raise_queue`: record PF queue ``queue`` as armed when its vector holds the cause
+        (vectors 0..15 also need their EICR bit; the others have none)."""
+        v = self._rx_route[queue]
+        if v >= 0 and (v >= 16 or self.regs.item(R.EICR // WORD) >> v & 1):
+            self.vectors[v].arm(queue)
+
     def _write_ivar(self, i: int, value: int) -> None:
+        self.disarm_all()
         self._put(R.IVAR(i), value)
         for q in (2 * i, 2 * i + 1):
             v = ivar_entry(value, q)
@@ -421,4 +532,4 @@ class PfInterrupts(_Vectors):
         return out
 
 
-__all__ = ["PfInterrupts", "VfInterrupts", "ivar_entry"]
+__all__ = ["ARMED_HELD", "PfInterrupts", "QueueVector", "VfInterrupts", "ivar_entry", "new_armed_table"]
