@@ -35,10 +35,26 @@ def rx_harvest(
     vlans: npt.NDArray[np.uint16],
 ) -> tuple[int, int, int]: ...
 
+class RxRingCore:
+    """The driver's per-poll ring work, bound once to one ring's arrays."""
+
+    count: int
+    def __init__(
+        self,
+        ring: npt.NDArray[np.uint32],
+        bufs: npt.NDArray[np.uint64],
+        offsets: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.uint32],
+        vlans: npt.NDArray[np.uint16],
+    ) -> None: ...
+    def repost(self, start: int, stop: int) -> int: ...
+    def harvest(self, ntc: int, budget: int) -> tuple[int, int, int]: ...
+
 class RxKernel:
     """The receive flow of one port, bound once to the device's arrays."""
 
     queue_frames: npt.NDArray[np.uint32]
+    notify: bool  # the last call wrote to a queue whose interrupt cause is not held yet
     def __init__(self, device: object) -> None: ...
     def receive(
         self,

@@ -848,3 +848,86 @@ def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs no
             if d == count:
                 d = 0
     return frames, used, wrap
+
+
+@cython.final
+cdef class RxRingCore:
+    """The driver's per-poll ring work, bound once to one ring's arrays (ixgbevf_alloc_rx_buffers +
+    ixgbevf_clean_rx_irq's scan). Twin: ``sriov.golden.rx.RxRingCore``.
+
+    ``ring``: the descriptor ring as (count, 4) little-endian words (written by `repost`);
+    ``bufs[d]``: descriptor d's buffer address; ``offsets``/``lengths``/``vlans``: `harvest`'s
+    outputs (count slots each). Binding once is the point: a per-call function re-acquires seven
+    buffers, which cost more than the work of a 64-frame poll.
+    """
+
+    cdef uint32_t[:, ::1] ring
+    cdef const uint64_t[::1] bufs
+    cdef int64_t[::1] offsets
+    cdef uint32_t[::1] lengths
+    cdef uint16_t[::1] vlans
+    cdef readonly Py_ssize_t count
+
+    def __init__(self, uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None,
+                 int64_t[::1] offsets not None, uint32_t[::1] lengths not None,
+                 uint16_t[::1] vlans not None):
+        cdef Py_ssize_t count = ring.shape[0]
+        if ring.shape[1] != 4 or bufs.shape[0] != count or count < 2:
+            raise _ConfigError("ring must be (count >= 2, 4) words with one buffer address per descriptor")
+        if offsets.shape[0] < count or lengths.shape[0] < count or vlans.shape[0] < count:
+            raise _ConfigError(f"output arrays must hold {count} frames (the ring's size)")
+        self.ring, self.bufs = ring, bufs
+        self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
+        self.count = count
+
+    cpdef Py_ssize_t repost(self, Py_ssize_t start, Py_ssize_t stop) except -1:
+        """Post descriptors ``start .. stop-1`` in ring order (read format: packet address = the
+        buffer, header address 0, which clears DD); returns ``stop`` (the new next_to_use)."""
+        cdef Py_ssize_t count = self.count, d
+        cdef uint64_t addr
+        if not (0 <= start < count and 0 <= stop < count):
+            raise _ConfigError(f"repost({start}, {stop}) outside the {count}-descriptor ring")
+        with nogil:
+            d = start
+            while d != stop:
+                addr = self.bufs[d]
+                self.ring[d, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
+                self.ring[d, 1] = <uint32_t>(addr >> 32)
+                self.ring[d, 2] = 0
+                self.ring[d, 3] = 0
+                d += 1
+                if d == count:
+                    d = 0
+        return stop
+
+    def harvest(self, Py_ssize_t ntc, Py_ssize_t budget):
+        """`rx_harvest` on the bound arrays: ``(frames, descriptors used, wrapping frame or -1)``."""
+        cdef Py_ssize_t count = self.count
+        cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
+        cdef uint32_t status, total = 0
+        if not 0 <= ntc < count or budget < 0:
+            raise _ConfigError(f"next_to_clean {ntc} outside the {count}-descriptor ring, or negative budget")
+        if budget > count:
+            budget = count
+        with nogil:
+            d = ntc
+            while frames < budget and scanned < count - 1:
+                status = self.ring[d, 2]
+                if not status & _STAT_DD:
+                    break
+                total += self.ring[d, 3] & 0xFFFF
+                scanned += 1
+                if status & _STAT_EOP:
+                    self.offsets[frames] = <int64_t>self.bufs[first]
+                    self.lengths[frames] = total
+                    self.vlans[frames] = <uint16_t>(self.ring[d, 3] >> 16) if status & _STAT_VP else 0
+                    if d < first:
+                        wrap = frames
+                    frames += 1
+                    used = scanned
+                    total = 0
+                    first = d + 1 if d + 1 < count else 0
+                d += 1
+                if d == count:
+                    d = 0
+        return frames, used, wrap

@@ -100,6 +100,9 @@ class RxRing:
         self._ts = np.zeros(count, np.int64)
         self._impl = implementation if implementation is not None else kernels.impl
         self._bufs = np.arange(count, dtype=np.uint64) * np.uint64(buffer_size) + np.uint64(self.buffers_addr)
+        # the per-poll work (re-post, scan) bound once to these arrays
+        self._core = self._impl.RxRingCore(self._words, self._bufs, self._offs, self._lens, self._vlans)
+        self._tail_slot: tuple[np.ndarray, int, int, int] | None = None  # see _write_tail
         self._ntc = 0  # next_to_clean
         self._ntu = 0  # next_to_use
         self.running = False
@@ -140,12 +143,26 @@ class RxRing:
         start, count = self._ntu, self.count
         if stop == start:
             return
-        spans = [(start, stop)] if start < stop else [(start, count), (0, stop)]
-        for a, b in spans:
-            self._desc64[a:b, 0] = self._bufs[a:b]
-            self._desc64[a:b, 1] = 0  # header address 0: clears DD (status overlays it)
-        self._ntu = stop % count
-        self.fn.write32(self._regs[4], self._ntu)
+        self._ntu = self._core.repost(start, stop % count)  # header address 0 clears DD
+        self._write_tail(self._ntu)
+
+    def _write_tail(self, value: int) -> None:
+        """RDT/VFRDT = ``value``. The tail is plain storage in the device (no side effect beyond
+        the stored value), so once the device has said where it lands (`plain_register`) the
+        write goes straight to its register word, for as long as the device's guard holds (a
+        VF's queue window moves with the queues per pool); otherwise, and the first time,
+        through ``fn.write32`` like every other register write."""
+        slot = self._tail_slot
+        if slot is not None:
+            regs, word, guard_word, guard = slot
+            if regs.item(guard_word) == guard:
+                regs[word] = value
+                return
+        self.fn.write32(self._regs[4], value)
+        device = getattr(self.fn, "device", None)
+        plain = getattr(device, "plain_register", None)
+        found = plain(self.fn, self._regs[4]) if plain is not None else None
+        self._tail_slot = (device.regs, *found) if found is not None else None
 
     def release(self) -> None:
         """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
@@ -194,10 +211,7 @@ class RxRing:
         return frames
 
     def _harvest(self, budget: int) -> tuple[int, int]:
-        budget = min(budget, self.count - 1)
-        frames, used, wrap = self._impl.rx_harvest(
-            self._words, self._bufs, self._ntc, budget, self._offs, self._lens, self._vlans
-        )
+        frames, used, wrap = self._core.harvest(self._ntc, budget)
         if wrap >= 0:  # a multi-buffer frame round the end of the ring: one copy, into the bounce area
             first = (int(self._offs[wrap]) - self.buffers_addr) // self.buffer_size
             length = int(self._lens[wrap])

@@ -482,3 +482,40 @@ def rx_harvest(ring, bufs, ntc: int, budget: int, offsets, lengths, vlans) -> tu
             first = (d + 1) % count
         d = (d + 1) % count
     return frames, used, wrap
+
+
+class RxRingCore:
+    """The driver's per-poll ring work bound to one ring's arrays (twin of ``RxRingCore`` in
+    ``sriov/_fp_rx.pxi``): re-post buffers, scan for completed frames."""
+
+    def __init__(self, ring, bufs, offsets, lengths, vlans) -> None:
+        count = ring.shape[0]
+        if ring.ndim != 2 or ring.shape[1] != 4 or len(bufs) != count or count < 2:
+            raise ConfigError("ring must be (count >= 2, 4) words with one buffer address per descriptor")
+        if min(len(offsets), len(lengths), len(vlans)) < count:
+            raise ConfigError(f"output arrays must hold {count} frames (the ring's size)")
+        self.ring, self.bufs = ring, bufs
+        self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
+        self.count = count
+
+    def repost(self, start: int, stop: int) -> int:
+        """Post descriptors ``start .. stop-1`` in ring order: packet address = the buffer, header
+        address 0 (clears DD). Returns ``stop``, the new next_to_use."""
+        if not (0 <= start < self.count and 0 <= stop < self.count):
+            raise ConfigError(f"repost({start}, {stop}) outside the {self.count}-descriptor ring")
+        d = start
+        while d != stop:
+            addr = int(self.bufs[d])
+            self.ring[d] = (addr & 0xFFFFFFFF, addr >> 32, 0, 0)
+            d = (d + 1) % self.count
+        return stop
+
+    def harvest(self, ntc: int, budget: int) -> tuple[int, int, int]:
+        """`rx_harvest` on the bound arrays (a budget above the ring's size takes the ring)."""
+        if not 0 <= ntc < self.count or budget < 0:
+            raise ConfigError(
+                f"next_to_clean {ntc} outside the {self.count}-descriptor ring, or negative budget"
+            )
+        return rx_harvest(
+            self.ring, self.bufs, ntc, min(budget, self.count), self.offsets, self.lengths, self.vlans
+        )

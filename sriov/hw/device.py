@@ -429,6 +429,34 @@ class Device82599:
             raise ConfigError(f"queues {bad!r} are outside 0..{R.MAX_QUEUES - 1}")
         self._raise_rx(queues, tx=True)
 
+    def plain_register(self, fn: PciFunction, offset: int) -> tuple[int, int, int] | None:
+        """Where a BAR0 write by ``fn`` at ``offset`` lands when it is plain storage (no side
+        effect beyond the stored value, e.g. a receive tail RDT/VFRDT): ``(word, guard_word,
+        guard_value)``: ``regs[word] = value`` is the same write as ``fn.write32(offset, value)``
+        (for a valid 32-bit value) while ``regs[guard_word] == guard_value`` (a VF's queue window
+        moves with GCR_EXT's queues per pool). None when the write has side effects or does not
+        land in the PF register file; then use ``fn.write32``. A driver's fast path for its
+        per-poll tail write."""
+        offset = _check_access(offset, fn.bar_size)
+        gcr = R.GCR_EXT // WORD
+        guard = int(self.regs[gcr])
+        if fn is self.pf:
+            word = offset // WORD
+            if not self._pf_implemented[word]:
+                return None
+            word = self._pf_alias.get(word, word)
+            if word in self._pf_write_h or word == gcr:
+                return None
+            return word, gcr, guard
+        if not isinstance(fn, VfFunction) or fn.device is not self:
+            return None
+        if offset in (R.VFMAILBOX, R.VFCTRL) or offset in VfInterrupts.REGISTERS:
+            return None
+        kind, where = self._vf_window(fn.index, offset)
+        if kind != "pf" or where in _TDT_OFFSETS or where // WORD == gcr:
+            return None
+        return where // WORD, gcr, guard
+
     def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
         qpp = self.queues_per_pool()
         vfs = self.vfs
