@@ -5,8 +5,6 @@
 # GIL released for the whole run; nothing allocated per frame; every descriptor, buffer address and
 # register value is translated or bounds-checked before use. Decisions: sriov/golden/tx.py (the twin).
 
-import sys as _sys
-
 cdef Py_ssize_t _W_TXQ = _R.TX_QUEUE_BASE // 4
 cdef Py_ssize_t _QW_TDBAL = _R.Q_TDBAL // 4
 cdef Py_ssize_t _QW_TDBAH = _R.Q_TDBAH // 4
@@ -104,53 +102,6 @@ cdef enum:
 
 cdef inline uint32_t _ld32le(const uint8_t* p) noexcept nogil:
     return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-
-
-if _sys.byteorder != "little":
-    raise ImportError("sriov._fastpath: the TX kernel stores descriptor words in host order (little-endian only)")
-
-
-cdef inline void _wb16(uint8_t* dp, uint32_t status, uint32_t length, uint32_t vlan) noexcept nogil:
-    """The 16-byte RX write-back (info 0, RSS 0, status_error, length, VLAN) as two 8-byte stores:
-    no byte-wise staging, so the stores do not stall on a store-to-load forward."""
-    cdef uint64_t lo = 0
-    cdef uint64_t hi = <uint64_t>status | (<uint64_t>(length & 0xFFFF) << 32) | (<uint64_t>(vlan & 0xFFFF) << 48)
-    memcpy(dp, &lo, 8)
-    memcpy(dp + 8, &hi, 8)
-
-
-cdef inline int _veb_copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
-                               uint32_t tci, uint32_t* written) noexcept nogil:
-    """A local delivery in the common case (the same as the receive path's one-descriptor case:
-    a ready queue whose ring is mapped, one descriptor, a buffer inside one page); -1 otherwise,
-    and `RxKernel._copy` then does it (faults and drops included)."""
-    cdef bint strip
-    cdef uint32_t dlen, status
-    cdef uint64_t addr
-    cdef uint8_t* dp
-    cdef uint8_t* p
-    if qs.state != _Q_READY or qs.ring_host == NULL or qs.avail == 0:
-        return -1
-    strip = tagged and qs.strip_on
-    dlen = plen - _VLAN_HLEN if strip else plen
-    if dlen > qs.bsize:
-        return -1
-    dp = qs.ring_host + <uint64_t>qs.head * 16
-    addr = _ld64le(dp)
-    if (addr & _PAGE_MASK) + dlen > _PAGE_MASK + 1 or _xlate(qs, addr, dlen, &p) != 0:
-        return -1
-    _stream(p, f, flen, strip, 0, dlen)
-    status = _STAT_DD | _STAT_EOP
-    if tagged:
-        status |= _STAT_VP
-    _wb16(dp, status, dlen, tci if tagged else 0)
-    qs.head += 1
-    if qs.head == qs.count:
-        qs.head = 0
-    qs.moved = True
-    qs.avail -= 1
-    written[0] = dlen
-    return DELIVERED
 
 
 cdef inline bint _is_context(uint32_t cmd) noexcept nogil:
@@ -297,6 +248,7 @@ cdef class TxKernel:
             self._flush_rx()
             for q in range(_TP_N):
                 self._port[self.port_slot[q]] += self.pc[q]
+            sriov_store_fence()  # local deliveries may use streaming stores: done before anyone reads
         return taken
 
     # -- the kernel -------------------------------------------------------------------------------
@@ -333,7 +285,6 @@ cdef class TxKernel:
         cdef uint32_t head, tail, start, d, n, cmd, k, idx
         cdef uint64_t total, daddr
         cdef bint eop, stalled, wb_head
-        cdef uint32_t dd_word = _TXD_DD
         cdef uint8_t* dp = NULL
         cdef Py_ssize_t taken = 0
         if not blk[_QW_TXDCTL] & _TXDCTL_ENABLE:
@@ -398,7 +349,7 @@ cdef class TxKernel:
                 for k in range(n):
                     dp = self.dptr[k] if k < _TX_DESC_SLOTS else self._desc(&txq, idx)
                     if dp != NULL and _ld32le(dp + 8) & _DCMD_RS:
-                        memcpy(dp + _TXD_STATUS, &dd_word, 4)  # host order is little-endian (checked)
+                        _st32le(dp + _TXD_STATUS, _TXD_DD)
                     idx += 1
                     if idx == txq.count:
                         idx = 0
@@ -574,7 +525,7 @@ cdef class TxKernel:
                 qs = &self.rx.qs[p]
                 if qs.state == _Q_UNLOADED:
                     self.rx._queue(p)
-                r = _veb_copy_fast(qs, f, flen, plen, tagged, tci, &written)
+                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)  # the receive path's own
                 if r < 0:
                     r = self.rx._copy(qs, f, flen, plen, tagged, tci, &written)
             else:
