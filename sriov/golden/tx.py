@@ -43,7 +43,8 @@ the same):
   Unicast with local pools: only to them; broadcast and multicast: to the local pools and the
   wire; anything else: the wire. A frame the global VLAN filter rejects has no local pool.
   Local copies go through the receive DMA path and are counted as the receiving pool's
-  ``rx_copies`` (and port ``rx_pool_copies``) so the receive identities still hold.
+  ``rx_copies`` (and port ``rx_pool_copies``) so the receive identities still hold; the port's
+  receive checks (MAXFRS, the frame-level drops) are not applied to them.
   VT off or VT_LBEN clear: every frame leaves on the wire.
 * Write-back: every descriptor of a completed chain with RS gets its status word (bytes 12-15)
   set to DD, unless head write-back is on (TDWBAL bit 0): then the new head (4 bytes) is written
