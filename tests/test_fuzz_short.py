@@ -75,6 +75,19 @@ def test_fuzz_rx_catches_a_planted_disagreement(monkeypatch) -> None:
         fuzz_rx.run_plan(plan)
 
 
+def test_fuzz_rx_memory_oracle_sees_a_write_into_a_hole() -> None:
+    """fuzz_rx's independent oracle (`DmaWatch(precise=False)`) is not decorative."""
+    from sriov import _fastpath
+    from sriov.invariants import DmaWatch
+
+    plan = fuzz_rx.decode(b"")
+    plan["maps"] = [(1 << 5, 1 << 6)] * (plan["num_vfs"] + 1)  # page 5 a hole, page 6 read-only
+    world = fuzz_rx.World(plan, _fastpath)
+    watch = DmaWatch(devices=[world.dev], iommu=world.iommu, precise=False)
+    world.memories[0][6 * fuzz_rx.PAGE] ^= 1  # as if a DMA went through a read-only page
+    assert watch.check() and "not mapped writable" in watch.check()[0]
+
+
 # -- (a') the transmit kernel: compiled against golden, from raw bytes through hypothesis' decoder --
 def test_fuzz_tx_compiled_equals_golden() -> None:
     rng = np.random.default_rng(1)
