@@ -867,6 +867,7 @@ cdef class RxRingCore:
     cdef uint32_t[::1] lengths
     cdef uint16_t[::1] vlans
     cdef readonly Py_ssize_t count
+    cdef readonly uint64_t last_bytes  # frame bytes the last harvest took (NAPI's byte count)
 
     def __init__(self, uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None,
                  int64_t[::1] offsets not None, uint32_t[::1] lengths not None,
@@ -905,6 +906,7 @@ cdef class RxRingCore:
         cdef Py_ssize_t count = self.count
         cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
         cdef uint32_t status, total = 0
+        cdef uint64_t nbytes = 0
         if not 0 <= ntc < count or budget < 0:
             raise _ConfigError(f"next_to_clean {ntc} outside the {count}-descriptor ring, or negative budget")
         if budget > count:
@@ -925,9 +927,11 @@ cdef class RxRingCore:
                         wrap = frames
                     frames += 1
                     used = scanned
+                    nbytes += total
                     total = 0
                     first = d + 1 if d + 1 < count else 0
                 d += 1
                 if d == count:
                     d = 0
+        self.last_bytes = nbytes
         return frames, used, wrap

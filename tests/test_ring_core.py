@@ -63,6 +63,7 @@ def test_compiled_and_golden_ring_cores_agree(count, words, ops) -> None:
             except ConfigError as e:
                 results.append(type(e))
         assert results[0] == results[1]
+        assert worlds[0][0].last_bytes == worlds[1][0].last_bytes
         (_, ra, oa), (_, rb, ob) = worlds
         assert np.array_equal(ra, rb)
         for x, y in zip(oa, ob, strict=True):
@@ -72,6 +73,7 @@ def test_compiled_and_golden_ring_cores_agree(count, words, ops) -> None:
             outs = (np.zeros(count, np.int64), np.zeros(count, np.uint32), np.zeros(count, np.uint16))
             if 0 <= a < count:
                 assert golden.rx_harvest(ra, worlds[1][0].bufs, a, min(b, count), *outs) == results[0]
+                assert worlds[0][0].last_bytes == int(outs[1][: results[0][0]].sum())
 
 
 def test_ring_core_refuses_bad_shapes() -> None:

@@ -268,7 +268,7 @@ class Napi:
             cfg.poll_overhead_ns + took * cfg.per_frame_ns, lambda: self._end(took)
         )
         if took:
-            nbytes = int(batch.lengths.sum())
+            nbytes = ring.last_bytes
             c["rx_stack_packets"] += took
             c["rx_stack_bytes"] += nbytes
             self._cycle_packets += took

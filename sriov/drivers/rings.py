@@ -107,6 +107,9 @@ class RxRing:
         self._ntu = 0  # next_to_use
         self.running = False
         self.last_vlan = np.zeros(0, np.uint16)  # VLAN tag (VP set) of each frame of the last poll, else 0
+        self.last_bytes = 0  # frame bytes the last poll returned
+        self._view_frames = -1  # the views of the poll outputs for that many frames, reused
+        self._views: tuple[np.ndarray, ...] = ()
         self.frames = 0
         if start:
             self.up()
@@ -189,15 +192,18 @@ class RxRing:
             raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
         self.release()
         if budget == 0 or not self.running:
+            self.last_bytes = 0
             return Batch.empty()
         frames, _ = self._harvest(budget)
-        self.last_vlan = self._vlans[:frames]
+        self.last_bytes = self._core.last_bytes
+        if frames != self._view_frames:  # NAPI polls take the same number most of the time
+            self._view_frames = frames
+            self._views = (self._offs[:frames], self._lens[:frames], self._ts[:frames], self._vlans[:frames])
+        offs, lens, ts, self.last_vlan = self._views
         if not frames:
             return Batch.empty()
         self.frames += frames
-        return Batch(
-            self.memory.buffer, self._offs[:frames], self._lens[:frames], self._ts[:frames], validate=False
-        )
+        return Batch(self.memory.buffer, offs, lens, ts, validate=False)
 
     def discard(self, budget: int | None = None) -> int:
         """Take completed frames and give their buffers straight back (a driver that drops

@@ -497,6 +497,7 @@ class RxRingCore:
         self.ring, self.bufs = ring, bufs
         self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
         self.count = count
+        self.last_bytes = 0  # frame bytes the last harvest took
 
     def repost(self, start: int, stop: int) -> int:
         """Post descriptors ``start .. stop-1`` in ring order: packet address = the buffer, header
@@ -516,6 +517,8 @@ class RxRingCore:
             raise ConfigError(
                 f"next_to_clean {ntc} outside the {self.count}-descriptor ring, or negative budget"
             )
-        return rx_harvest(
+        result = rx_harvest(
             self.ring, self.bufs, ntc, min(budget, self.count), self.offsets, self.lengths, self.vlans
         )
+        self.last_bytes = sum(int(n) for n in self.lengths[: result[0]])
+        return result
