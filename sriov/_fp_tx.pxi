@@ -146,6 +146,8 @@ cdef class TxKernel:
     cdef int pool_slot[_TQ_N]
     cdef int npc
     cdef readonly object rx_queue_frames
+    cdef readonly bint rx_notify    # after a run: the device's RX hook (rx_queue_written) must run
+    cdef int64_t arm_wait
     cdef readonly object tx_queue_frames
     cdef uint32_t[::1] _rxq
     cdef uint32_t[::1] _txq
@@ -171,6 +173,10 @@ cdef class TxKernel:
     cdef uint64_t fc_k1
     cdef uint64_t fc_pools
     cdef int ps[_TQ_N]              # pool counter slots
+    # forwarded frames and local copies of this run, per pool, added to the counters at its end
+    # (plain 2-D arrays: cheaper per frame than the slot-indirect counter update)
+    cdef uint64_t sacc[64][3]       # source pool: posted+sent, packets, bytes
+    cdef uint64_t dacc[64][4]       # destination pool: copies, delivered, bytes, multicast
     cdef uint8_t scratch[_TX_SCRATCH]
 
     def __init__(self, device, RxKernel rx not None):
@@ -196,6 +202,8 @@ cdef class TxKernel:
         self._rxq = self.rx_queue_frames
         self._txq = self.tx_queue_frames
         self.bound = False
+        self.rx_notify = False
+        self.arm_wait = _ARMED_HELD
 
     def bind_output(self, uint8_t[::1] data not None, int64_t[::1] offsets not None,
                     uint32_t[::1] lengths not None, int64_t[::1] timestamps not None,
@@ -227,6 +235,8 @@ cdef class TxKernel:
         rx._check_binding()
         with nogil:
             memset(self.pc, 0, sizeof(self.pc))
+            memset(self.sacc, 0, sizeof(self.sacc))
+            memset(self.dacc, 0, sizeof(self.dacc))
             self.fc_valid = False
             self.poolc = &self._pool[0]
             self.o_fill[2] = 0
@@ -246,22 +256,58 @@ cdef class TxKernel:
                     self.o_fill[2] = 1
                     break
             self._flush_rx()
+            self._flush_acc()
             for q in range(_TP_N):
                 self._port[self.port_slot[q]] += self.pc[q]
             sriov_store_fence()  # local deliveries may use streaming stores: done before anyone reads
+        if self.arm_wait == 0:
+            self.rx_notify = True
+        elif self.arm_wait == _ARMED_HELD:
+            self.rx_notify = False
+        else:
+            self.rx_notify = rx.clock.now >= self.arm_wait
         return taken
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _flush_rx(self) noexcept nogil:
-        """The RX heads the local deliveries advanced, and the RX queue states back to "not loaded"."""
+        """The RX heads the local deliveries advanced, and the RX queue states back to "not loaded";
+        ``arm_wait`` as the receive kernel computes it (whether every queue written to already has
+        its interrupt cause held, so the device's hook would change nothing)."""
         cdef QState* qs
         cdef int k
+        cdef bint keyok = (self.rx.has_armed and self.rx._armed[_MAX_QUEUES] == self.rx.t.qpp
+                           and self.rx._armed[_MAX_QUEUES + 1] == self.rx.nvfs)
+        cdef int64_t wait = _ARMED_HELD, until
         for k in range(self.rx.nloaded):
             qs = &self.rx.qs[self.rx.loaded[k]]
             if qs.state == _Q_READY and qs.moved:
                 qs.blk[_QW_RDH] = qs.head
+                until = self.rx._armed[qs.q] if keyok else 0
+                if until < wait:
+                    wait = until
             qs.state = _Q_UNLOADED
         self.rx.nloaded = 0
+        self.arm_wait = wait
+
+    cdef void _flush_acc(self) noexcept nogil:
+        """The run's per-pool accumulators into the pool counters (and their sums into the port's)."""
+        cdef int p
+        cdef uint64_t* row
+        for p in range(64):
+            row = self.poolc + p * self.npc
+            if self.sacc[p][0]:
+                row[self.ps[_TQ_POSTED]] += self.sacc[p][0]
+                row[self.ps[_TQ_PACKETS]] += self.sacc[p][1]
+                row[self.ps[_TQ_BYTES]] += self.sacc[p][2]
+                self.pc[_TP_POSTED] += self.sacc[p][0]
+                self.pc[_TP_PACKETS] += self.sacc[p][1]
+                self.pc[_TP_BYTES] += self.sacc[p][2]
+            if self.dacc[p][0]:
+                row[self.ps[_TQ_RX_COPIES]] += self.dacc[p][0]
+                row[self.ps[_TQ_RX_PACKETS]] += self.dacc[p][1]
+                row[self.ps[_TQ_RX_BYTES]] += self.dacc[p][2]
+                row[self.ps[_TQ_RX_MCAST]] += self.dacc[p][3]
+                self.pc[_TP_RX_COPIES] += self.dacc[p][0]
 
     cdef inline void _count(self, int pool, int port_slot, int pool_slot, uint64_t by) noexcept nogil:
         self.pc[port_slot] += by
@@ -496,18 +542,18 @@ cdef class TxKernel:
         if to_wire and (self.o_fill[0] >= self.o_offs.shape[0]
                         or self.o_fill[1] + plen > self.o_data.shape[0]):
             return _TXV_WAIT
-        self._count(pool, _TP_POSTED, _TQ_POSTED, 1)
-        self._count(pool, _TP_PACKETS, _TQ_PACKETS, 1)
-        self._count(pool, _TP_BYTES, _TQ_BYTES, plen)
+        self.sacc[pool][0] += 1
+        self.sacc[pool][1] += 1
+        self.sacc[pool][2] += plen
         if pools:
-            self._count(pool, _TP_LOCAL, -1, 1)
+            self.pc[_TP_LOCAL] += 1
             self._deliver_local(pools, f, flen, plen, tagged, tci,
                                 multicast and _mac_key(f) != _BROADCAST_KEY)
         if to_wire:
-            self._count(pool, _TP_WIRE, -1, 1)
+            self.pc[_TP_WIRE] += 1
             self._send(f, flen, plen)
             if pools:
-                self._count(pool, _TP_FLOODED, -1, 1)
+                self.pc[_TP_FLOODED] += 1
         return _TXV_SENT
 
     cdef inline void _deliver_local(self, uint64_t pools, const uint8_t* f, uint32_t flen, uint32_t plen,
@@ -519,8 +565,8 @@ cdef class TxKernel:
         while pools:
             p = __builtin_ctzll(pools)
             pools &= pools - 1
-            self._count(p, _TP_LCOPIES, -1, 1)
-            self._count(p, _TP_RX_COPIES, _TQ_RX_COPIES, 1)
+            self.pc[_TP_LCOPIES] += 1
+            self.dacc[p][0] += 1
             if (self.vfre >> p) & 1:
                 qs = &self.rx.qs[p]
                 if qs.state == _Q_UNLOADED:
@@ -531,10 +577,10 @@ cdef class TxKernel:
             else:
                 r = QUEUE_DISABLED
             if r == DELIVERED:
-                self.poolc[p * self.npc + self.ps[_TQ_RX_PACKETS]] += 1
-                self.poolc[p * self.npc + self.ps[_TQ_RX_BYTES]] += written
+                self.dacc[p][1] += 1
+                self.dacc[p][2] += written
                 if multicast:
-                    self.poolc[p * self.npc + self.ps[_TQ_RX_MCAST]] += 1
+                    self.dacc[p][3] += 1
                 self._rxq[qs.q] += 1
             elif r == NO_DMA_RESOURCES:
                 self._count(p, _TP_RX_NODMA, _TQ_RX_DROPPED, 1)

@@ -117,7 +117,8 @@ class WireTx:
     def _after_tx(self, start: int) -> None:
         kernel = self._tx_kernel
         device = self.device
-        if kernel.rx_queue_frames.any():
+        # the compiled kernel says when the hook would change nothing (every queue's cause held)
+        if getattr(kernel, "rx_notify", True) and kernel.rx_queue_frames.any():
             notify = getattr(device, "rx_queue_written", None)
             if notify is not None:
                 notify(kernel.rx_queue_frames)
