@@ -306,3 +306,15 @@ def test_tail_writes_before_the_wire_exists_are_sent_when_it_is_created() -> Non
     assert nic.tx_ring.completed == 0  # nobody ran the transmit engine
     assert len(port.wire.sent) == 1  # creating the wire picks the frame up
     assert np.array_equal(port.wire.sent.lengths, [64])
+
+
+def test_a_local_delivery_interrupts_the_receiver_and_a_completion_the_sender(rig) -> None:
+    r = rig(vfs=3)
+    a, b, c = r.nic(0), r.nic(1), r.nic(2)
+    irq = {n.name: n.interrupts()[f"{n.name}-TxRx-0"] for n in (a, b, c)}
+    r.send(0, [eth(b.mac, 64, src=a.mac)])
+    after = {n.name: n.interrupts()[f"{n.name}-TxRx-0"] for n in (a, b, c)}
+    assert after[b.name] > irq[b.name]  # its RX cause, through the same hook as received frames
+    assert after[a.name] > irq[a.name]  # the TX completion cause of the sender's queue
+    assert after[c.name] == irq[c.name]
+    r.check()
