@@ -28,20 +28,49 @@ cdef uint32_t _SRRCTL_DROP_EN = _R.SRRCTL_DROP_EN
 cdef uint32_t _SRRCTL_BSIZE_MASK = _R.SRRCTL_BSIZEPKT_MASK
 cdef uint32_t _SRRCTL_BSIZE_SHIFT = _R.SRRCTL_BSIZEPKT_SHIFT
 cdef uint8_t _QDE_ENABLE = _R.QDE_ENABLE
-cdef uint32_t _STAT_DD = _R.RXD_STAT_DD
-cdef uint32_t _STAT_EOP = _R.RXD_STAT_EOP
-cdef uint32_t _STAT_VP = _R.RXD_STAT_VP
-cdef uint32_t _ETH_HLEN = _R.ETH_HLEN
-cdef uint32_t _VLAN_HLEN = _R.VLAN_HLEN
-cdef uint32_t _ETH_ZLEN = _R.ETH_ZLEN
-cdef uint32_t _ETH_FCS_LEN = _R.ETH_FCS_LEN
-cdef uint64_t _PTE_VALID = <uint64_t>_iommu.PTE_VALID
-cdef uint64_t _PTE_WRITABLE = <uint64_t>_iommu.PTE_WRITABLE
-cdef int _PTE_BUFFER_SHIFT = _iommu.PTE_BUFFER_SHIFT
-cdef uint64_t _PTE_BUFFER_MASK = _iommu.PTE_BUFFER_MASK
-cdef uint64_t _PTE_OFFSET_MASK = _iommu.PTE_OFFSET_MASK
-cdef int _PAGE_SHIFT = _iommu.PAGE_SHIFT
-cdef uint64_t _PAGE_MASK = _iommu.PAGE_SIZE - 1
+# The per-frame constants are C constants (folded into the instructions, not loaded from module
+# variables on every frame); their values are checked against sriov.hw.regs / sriov.hw.iommu at import.
+cdef extern from *:
+    """
+    #define SRIOV_STAT_DD 0x1u
+    #define SRIOV_STAT_EOP 0x2u
+    #define SRIOV_STAT_VP 0x8u
+    #define SRIOV_ETH_HLEN 14u
+    #define SRIOV_VLAN_HLEN 4u
+    #define SRIOV_ETH_ZLEN 60u
+    #define SRIOV_ETH_FCS_LEN 4u
+    #define SRIOV_PTE_VALID (1ULL << 63)
+    #define SRIOV_PTE_WRITABLE (1ULL << 62)
+    #define SRIOV_PTE_BUFFER_SHIFT 40
+    #define SRIOV_PTE_BUFFER_MASK 0x3FFFFFULL
+    #define SRIOV_PTE_OFFSET_MASK 0xFFFFFFFFFFULL
+    #define SRIOV_PAGE_SHIFT 12
+    #define SRIOV_PAGE_MASK 0xFFFULL
+    """
+    const uint32_t _STAT_DD "SRIOV_STAT_DD"
+    const uint32_t _STAT_EOP "SRIOV_STAT_EOP"
+    const uint32_t _STAT_VP "SRIOV_STAT_VP"
+    const uint32_t _ETH_HLEN "SRIOV_ETH_HLEN"
+    const uint32_t _VLAN_HLEN "SRIOV_VLAN_HLEN"
+    const uint32_t _ETH_ZLEN "SRIOV_ETH_ZLEN"
+    const uint32_t _ETH_FCS_LEN "SRIOV_ETH_FCS_LEN"
+    const uint64_t _PTE_VALID "SRIOV_PTE_VALID"
+    const uint64_t _PTE_WRITABLE "SRIOV_PTE_WRITABLE"
+    const int _PTE_BUFFER_SHIFT "SRIOV_PTE_BUFFER_SHIFT"
+    const uint64_t _PTE_BUFFER_MASK "SRIOV_PTE_BUFFER_MASK"
+    const uint64_t _PTE_OFFSET_MASK "SRIOV_PTE_OFFSET_MASK"
+    const int _PAGE_SHIFT "SRIOV_PAGE_SHIFT"
+    const uint64_t _PAGE_MASK "SRIOV_PAGE_MASK"
+
+if ((_STAT_DD, _STAT_EOP, _STAT_VP) != (_R.RXD_STAT_DD, _R.RXD_STAT_EOP, _R.RXD_STAT_VP)
+        or (_ETH_HLEN, _VLAN_HLEN, _ETH_ZLEN, _ETH_FCS_LEN) != (_R.ETH_HLEN, _R.VLAN_HLEN, _R.ETH_ZLEN,
+                                                              _R.ETH_FCS_LEN)
+        or (_PTE_VALID, _PTE_WRITABLE, _PTE_BUFFER_SHIFT, _PTE_BUFFER_MASK, _PTE_OFFSET_MASK)
+        != (_iommu.PTE_VALID, _iommu.PTE_WRITABLE, _iommu.PTE_BUFFER_SHIFT, _iommu.PTE_BUFFER_MASK,
+            _iommu.PTE_OFFSET_MASK)
+        or (_PAGE_SHIFT, _PAGE_MASK) != (_iommu.PAGE_SHIFT, _iommu.PAGE_SIZE - 1)):
+    raise ImportError("sriov._fastpath: descriptor/frame/IOMMU constants in sriov.hw changed; "
+                      "update the constants of _fp_rx.pxi")
 cdef uint8_t _FAULT_NOT_MAPPED = _iommu.FAULT_NOT_MAPPED
 cdef uint8_t _FAULT_READ_ONLY = _iommu.FAULT_READ_ONLY
 cdef int64_t _ARMED_HELD = _np.iinfo(_np.int64).max
@@ -106,6 +135,11 @@ cdef struct QState:
     const uint64_t* buf_size
     uint64_t nbuf
     uint8_t* ring_host      # the whole ring when it is mapped writable in one host buffer, else NULL
+    # this pool's counts of the current RxKernel._run, added to the pool counters once at its end
+    uint64_t n_copies
+    uint64_t n_packets
+    uint64_t n_bytes
+    uint64_t n_mcast
 
 
 cdef extern from "_fp_simd.h" nogil:
@@ -553,6 +587,7 @@ cdef class RxKernel:
         self.loaded[self.nloaded] = pool
         self.nloaded += 1
         qs.state = _Q_DISABLED
+        qs.n_copies = qs.n_packets = qs.n_bytes = qs.n_mcast = 0
         q = <int>(pool * self.t.qpp) if self.t.vt else 0
         qs.q = q
         if q >= _MAX_QUEUES:
@@ -744,20 +779,18 @@ cdef class RxKernel:
                 pool = __builtin_ctzll(rem)
                 rem &= rem - 1
                 pc[_P_COPIES] += 1
-                pool_c[pool * npc + ps_copies] += 1
                 qs = &self.qs[pool]
                 if qs.state == _Q_UNLOADED:
                     self._queue(pool)
+                qs.n_copies += 1
                 r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
                 if r < 0:
                     r = self._copy(qs, f, flen, plen, tagged, tci, &written)
                 if r == DELIVERED:
                     got |= 1ULL << pool
-                    pool_c[pool * npc + ps_packets] += 1
-                    pool_c[pool * npc + ps_bytes] += written
-                    if multicast:
-                        pool_c[pool * npc + ps_mcast] += 1
-                    qframes[qs.q] += 1
+                    qs.n_packets += 1
+                    qs.n_bytes += written
+                    qs.n_mcast += multicast
                     continue
                 if r == NO_DMA_RESOURCES:
                     pc[_P_NODMA] += 1
@@ -791,9 +824,15 @@ cdef class RxKernel:
                  and self._armed[_MAX_QUEUES + 1] == self.nvfs)
         wait = _ARMED_HELD
         for k in range(self.nloaded):
-            qs = &self.qs[self.loaded[k]]
+            pool = self.loaded[k]
+            qs = &self.qs[pool]
+            pool_c[pool * npc + ps_copies] += qs.n_copies
             if qs.state == _Q_READY and qs.moved:
                 qs.blk[_QW_RDH] = qs.head
+                qframes[qs.q] += <uint32_t>qs.n_packets
+                pool_c[pool * npc + ps_packets] += qs.n_packets
+                pool_c[pool * npc + ps_bytes] += qs.n_bytes
+                pool_c[pool * npc + ps_mcast] += qs.n_mcast
                 until = self._armed[qs.q] if keyok else 0
                 if until < wait:
                     wait = until
