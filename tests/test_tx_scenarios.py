@@ -318,3 +318,18 @@ def test_a_local_delivery_interrupts_the_receiver_and_a_completion_the_sender(ri
     assert after[a.name] > irq[a.name]  # the TX completion cause of the sender's queue
     assert after[c.name] == irq[c.name]
     r.check()
+
+
+def test_a_vm_too_small_for_a_transmit_ring_still_receives() -> None:
+    host = sriov.Host(seed=3)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(2)
+    port.pf.set_vf(0, mac="02:00:00:00:00:10")
+    nic = host.assign(port.vf(0), host.add_vm("small", memory=1280 << 10))  # room for the RX ring only
+    nic.up()
+    host.clock.advance(20_000_000)
+    assert nic.tx_ring is None and any("no transmit ring" in m for m in nic.messages)
+    with pytest.raises(sriov.DriverStateError, match="no transmit ring"):
+        nic.transmit(Batch.from_frames([eth(BCAST, 64, src=nic.mac)]))
+    port.wire.receive(Batch.from_frames([eth(nic.mac, 64)]))
+    assert len(nic.rx_poll(8)) == 1

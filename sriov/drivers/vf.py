@@ -326,7 +326,10 @@ class VfNic:
         from sriov.drivers.txring import TxRing
 
         # 256 x 2 KiB: a VM hosting many VFs keeps room (ixgbevf's 1024 descriptors carry no buffers)
-        self.tx_ring = TxRing(self.function, self.memory, 0, count=256)
+        try:
+            self.tx_ring = TxRing(self.function, self.memory, 0, count=256)
+        except ConfigError as exc:  # guest memory exhausted: the interface runs receive-only
+            self._log(f"no transmit ring: {exc}")
 
     def _up_complete(self) -> None:
         mac = self._mac if M.is_valid_ether_addr(self._mac) else self.perm_addr
