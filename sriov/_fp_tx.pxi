@@ -20,24 +20,56 @@ cdef Py_ssize_t _W_SSVPC = _R.SSVPC // 4
 cdef Py_ssize_t _W_PFVFSPOOF = _R.PFVFSPOOF(0) // 4
 cdef Py_ssize_t _W_VMVIR = _R.VMVIR(0) // 4
 cdef Py_ssize_t _W_PFDTXGSWC = _R.PFDTXGSWC // 4
-cdef uint32_t _TXDCTL_ENABLE = _R.TXDCTL_ENABLE
-cdef uint32_t _DCMD_EOP = _R.ADVTXD_DCMD_EOP
-cdef uint32_t _DCMD_RS = _R.ADVTXD_DCMD_RS
-cdef uint32_t _DCMD_DEXT = _R.ADVTXD_DCMD_DEXT
-cdef uint32_t _DTYP_MASK = _R.ADVTXD_DTYP_MASK
-cdef uint32_t _DTYP_CTXT = _R.ADVTXD_DTYP_CTXT
-cdef uint32_t _DTALEN_MASK = _R.ADVTXD_DTALEN_MASK
-cdef uint32_t _TXD_DD = _R.TXD_STAT_DD
-cdef int _TXD_STATUS = _R.ADVTXD_STAT_DD_OFFSET
-cdef uint32_t _HEAD_WB_EN = _R.TDWBAL_HEAD_WB_ENABLE
-cdef uint32_t _VT_LBEN = _R.PFDTXGSWC_VT_LBEN
-cdef uint32_t _VLANA_MASK = _R.VMVIR_VLANA_MASK
-cdef uint32_t _VLANA_DEFAULT = _R.VMVIR_VLANA_DEFAULT
-cdef uint32_t _VMVIR_TAG = _R.VMVIR_VLAN_TAG_MASK
-cdef int _SPOOF_VLAN_SHIFT = _R.SPOOF_VLANAS_SHIFT
-cdef uint64_t _TX_MAX_BYTES = _R.TX_MAX_FRAME_SIZE - _R.ETH_FCS_LEN
-cdef uint32_t _TX_MAX_DESCS = _R.TX_MAX_DATA_DESCS
-cdef uint32_t _TPID_8021Q = _R.ETH_P_8021Q
+# Per-frame constants as C constants (folded into the instructions, not loaded from module variables
+# per frame), checked against sriov.hw.regs at import.
+cdef extern from *:
+    """
+    #define SRIOV_TXDCTL_ENABLE 0x02000000u
+    #define SRIOV_DCMD_EOP 0x01000000u
+    #define SRIOV_DCMD_RS 0x08000000u
+    #define SRIOV_DCMD_DEXT 0x20000000u
+    #define SRIOV_DTYP_MASK 0x00F00000u
+    #define SRIOV_DTYP_CTXT 0x00200000u
+    #define SRIOV_DTALEN_MASK 0x0000FFFFu
+    #define SRIOV_TXD_DD 0x1u
+    #define SRIOV_TXD_STATUS 12
+    #define SRIOV_HEAD_WB_EN 0x1u
+    #define SRIOV_VT_LBEN 0x1u
+    #define SRIOV_VLANA_MASK 0xC0000000u
+    #define SRIOV_VLANA_DEFAULT 0x40000000u
+    #define SRIOV_SPOOF_VLAN_SHIFT 8
+    #define SRIOV_TX_MAX_BYTES 15868ULL
+    #define SRIOV_TX_MAX_DESCS 40u
+    #define SRIOV_TPID_8021Q 0x8100u
+    """
+    const uint32_t _TXDCTL_ENABLE "SRIOV_TXDCTL_ENABLE"
+    const uint32_t _DCMD_EOP "SRIOV_DCMD_EOP"
+    const uint32_t _DCMD_RS "SRIOV_DCMD_RS"
+    const uint32_t _DCMD_DEXT "SRIOV_DCMD_DEXT"
+    const uint32_t _DTYP_MASK "SRIOV_DTYP_MASK"
+    const uint32_t _DTYP_CTXT "SRIOV_DTYP_CTXT"
+    const uint32_t _DTALEN_MASK "SRIOV_DTALEN_MASK"
+    const uint32_t _TXD_DD "SRIOV_TXD_DD"
+    const int _TXD_STATUS "SRIOV_TXD_STATUS"
+    const uint32_t _HEAD_WB_EN "SRIOV_HEAD_WB_EN"
+    const uint32_t _VT_LBEN "SRIOV_VT_LBEN"
+    const uint32_t _VLANA_MASK "SRIOV_VLANA_MASK"
+    const uint32_t _VLANA_DEFAULT "SRIOV_VLANA_DEFAULT"
+    const int _SPOOF_VLAN_SHIFT "SRIOV_SPOOF_VLAN_SHIFT"
+    const uint64_t _TX_MAX_BYTES "SRIOV_TX_MAX_BYTES"
+    const uint32_t _TX_MAX_DESCS "SRIOV_TX_MAX_DESCS"
+    const uint32_t _TPID_8021Q "SRIOV_TPID_8021Q"
+
+if ((_TXDCTL_ENABLE, _DCMD_EOP, _DCMD_RS, _DCMD_DEXT, _DTYP_MASK, _DTYP_CTXT, _DTALEN_MASK, _TXD_DD,
+     _TXD_STATUS, _HEAD_WB_EN, _VT_LBEN, _VLANA_MASK, _VLANA_DEFAULT, _SPOOF_VLAN_SHIFT, _TX_MAX_BYTES,
+     _TX_MAX_DESCS, _TPID_8021Q)
+        != (_R.TXDCTL_ENABLE, _R.ADVTXD_DCMD_EOP, _R.ADVTXD_DCMD_RS, _R.ADVTXD_DCMD_DEXT, _R.ADVTXD_DTYP_MASK,
+            _R.ADVTXD_DTYP_CTXT, _R.ADVTXD_DTALEN_MASK, _R.TXD_STAT_DD, _R.ADVTXD_STAT_DD_OFFSET,
+            _R.TDWBAL_HEAD_WB_ENABLE, _R.PFDTXGSWC_VT_LBEN, _R.VMVIR_VLANA_MASK, _R.VMVIR_VLANA_DEFAULT,
+            _R.SPOOF_VLANAS_SHIFT, _R.TX_MAX_FRAME_SIZE - _R.ETH_FCS_LEN, _R.TX_MAX_DATA_DESCS,
+            _R.ETH_P_8021Q)):
+    raise ImportError("sriov._fastpath: TX register constants in sriov.hw.regs changed; "
+                      "update the constants of _fp_tx.pxi")
 
 cdef enum:
     _TX_DESC_SLOTS = 40       # = TX_MAX_DATA_DESCS (checked at import below)
