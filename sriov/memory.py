@@ -31,7 +31,12 @@ class GuestMemory:
                 f"{name}: memory size must be a positive multiple of {PAGE_SIZE} bytes, got {size!r}"
             )
         self.name = name
-        self.buffer = np.zeros(size, dtype=np.uint8)
+        # Page-aligned in host memory, as a VM's RAM is: a frame DMA'd into a guest buffer then
+        # covers the cache lines it would on real hardware (numpy's own allocation starts 16
+        # bytes into a line, which makes every 64-byte frame straddle two lines).
+        raw = np.zeros(size + PAGE_SIZE, dtype=np.uint8)
+        start = -raw.ctypes.data % PAGE_SIZE
+        self.buffer = raw[start : start + size]
         self._next = PAGE_SIZE  # keep page 0 unused so a zero address is never valid DMA
 
     @property
