@@ -166,11 +166,15 @@ def burst32(rounds: int = 20000) -> dict:
     batch = frames_for(rig, 4)
     burst = rig.wire.bind_burst(batch.data, batch.offsets, batch.lengths, batch.timestamps_ns)
     every = (RING // 2) // 4  # bursts until each ring is half full
-    t = time.perf_counter()
+    best = float("inf")  # the fastest cycle of `every` bursts + refill (the machine is shared)
+    t = start = time.perf_counter()
     for i in range(rounds):
         burst(32)
         if i % every == every - 1:
             refill_all(rig)
+            now = time.perf_counter()
+            best = min(best, now - start)
+            start = now
     dt = time.perf_counter() - t
     t = time.perf_counter()
     for i in range(rounds):
@@ -188,6 +192,7 @@ def burst32(rounds: int = 20000) -> dict:
     dk = time.perf_counter() - t
     return {
         "with refill Mpps": 32 * rounds / dt / 1e6,
+        "best cycle Mpps": 32 * every / best / 1e6,
         "with discard Mpps": 32 * rounds / dd / 1e6,
         "no irq hook, with refill Mpps": 32 * rounds / dk / 1e6,
         "drops": rig.port("rx_no_dma_resources"),
@@ -224,7 +229,8 @@ def burst32_irq(rounds: int = 20000, rx_usecs: int = 0) -> dict:
     every = (RING // 2) // 4
     clock = rig.dev.clock
     fired = sum(fn.msix.vectors[0].fired for fn in fns)
-    t = time.perf_counter()
+    best = float("inf")  # the fastest cycle of `every` bursts + the drivers' poll (the machine is shared)
+    t = start = time.perf_counter()
     for i in range(rounds):
         burst(32)
         if i % every == every - 1:
@@ -232,9 +238,13 @@ def burst32_irq(rounds: int = 20000, rx_usecs: int = 0) -> dict:
             refill_all(rig)
             for fn in fns:
                 fn.write32(R.VTEIMS, 1)  # NAPI complete: the queue vector back on
+            now = time.perf_counter()
+            best = min(best, now - start)
+            start = now
     dt = time.perf_counter() - t
     return {
         "with refill Mpps": 32 * rounds / dt / 1e6,
+        "best cycle Mpps": 32 * every / best / 1e6,
         "hook calls per burst": calls[0] / rounds,
         "interrupts": sum(fn.msix.vectors[0].fired for fn in fns) - fired,
         "drops": rig.port("rx_no_dma_resources"),

@@ -907,6 +907,11 @@ cdef class RxRingCore:
     cdef uint16_t[::1] vlans
     cdef readonly Py_ssize_t count
     cdef readonly uint64_t last_bytes  # frame bytes the last harvest took (NAPI's byte count)
+    # the tail register's plain-storage slot (see bind_tail): regs[word] while regs[guard_word] == guard
+    cdef uint32_t[::1] t_regs
+    cdef bint t_bound
+    cdef Py_ssize_t t_word, t_guard_word
+    cdef uint32_t t_guard
 
     def __init__(self, uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None,
                  int64_t[::1] offsets not None, uint32_t[::1] lengths not None,
@@ -919,6 +924,45 @@ cdef class RxRingCore:
         self.ring, self.bufs = ring, bufs
         self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
         self.count = count
+
+    def bind_tail(self, regs, Py_ssize_t word=-1, Py_ssize_t guard_word=-1, uint32_t guard=0):
+        """Where the ring's tail write may go straight (`Device82599.plain_register`): ``regs[word]``
+        while ``regs[guard_word] == guard``. ``regs`` None: no such slot (`cycle` then asks the
+        caller to write the tail)."""
+        cdef uint32_t[::1] mv
+        self.t_bound = False
+        if regs is None:
+            return
+        mv = regs
+        if not (0 <= word < mv.shape[0] and 0 <= guard_word < mv.shape[0]):
+            raise _ConfigError(f"tail slot {word} / guard {guard_word} outside the {mv.shape[0]}-word registers")
+        self.t_regs, self.t_word, self.t_guard_word, self.t_guard = mv, word, guard_word, guard
+        self.t_bound = True
+
+    cpdef bint tail_store(self, uint32_t value):
+        """Write the tail through the bound slot; False (nothing written) when unbound or stale."""
+        if self.t_bound and self.t_regs[self.t_guard_word] == self.t_guard:
+            self.t_regs[self.t_word] = value
+            return True
+        return False
+
+    def cycle(self, Py_ssize_t ntu, Py_ssize_t ntc, Py_ssize_t budget):
+        """One driver poll: re-post the buffers before ``ntc`` (from ``ntu``), write the tail through
+        the bound slot, then `harvest` from ``ntc``. Returns ``(next_to_use, tail_unwritten, frames,
+        descriptors used, wrapping frame or -1)``; ``tail_unwritten``: the tail moved but the slot is
+        unbound or its guard failed, so the caller writes it (``fn.write32``)."""
+        cdef Py_ssize_t count = self.count, stop, frames, used = 0, wrap = -1
+        cdef bint unwritten = False
+        if not (0 <= ntu < count and 0 <= ntc < count):
+            raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        if budget < 0:
+            raise _ConfigError(f"negative budget {budget}")
+        stop = ntc - 1 if ntc > 0 else count - 1
+        if stop != ntu:
+            ntu = self.repost(ntu, stop)
+            unwritten = not self.tail_store(<uint32_t>ntu)
+        frames = self._scan(ntc, budget, &used, &wrap)
+        return ntu, unwritten, frames, used, wrap
 
     cpdef Py_ssize_t repost(self, Py_ssize_t start, Py_ssize_t stop) except -1:
         """Post descriptors ``start .. stop-1`` in ring order (read format: packet address = the
@@ -942,12 +986,19 @@ cdef class RxRingCore:
 
     def harvest(self, Py_ssize_t ntc, Py_ssize_t budget):
         """`rx_harvest` on the bound arrays: ``(frames, descriptors used, wrapping frame or -1)``."""
+        cdef Py_ssize_t frames, used = 0, wrap = -1
+        if not 0 <= ntc < self.count or budget < 0:
+            raise _ConfigError(f"next_to_clean {ntc} outside the {self.count}-descriptor ring, or negative budget")
+        frames = self._scan(ntc, budget, &used, &wrap)
+        return frames, used, wrap
+
+    cdef Py_ssize_t _scan(self, Py_ssize_t ntc, Py_ssize_t budget, Py_ssize_t* used_out,
+                          Py_ssize_t* wrap_out) noexcept:
+        """The scan of `harvest` (``ntc`` and ``budget`` already checked); sets ``last_bytes``."""
         cdef Py_ssize_t count = self.count
         cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
         cdef uint32_t status, total = 0
         cdef uint64_t nbytes = 0
-        if not 0 <= ntc < count or budget < 0:
-            raise _ConfigError(f"next_to_clean {ntc} outside the {count}-descriptor ring, or negative budget")
         if budget > count:
             budget = count
         with nogil:
@@ -973,4 +1024,6 @@ cdef class RxRingCore:
                 if d == count:
                     d = 0
         self.last_bytes = nbytes
-        return frames, used, wrap
+        used_out[0] = used
+        wrap_out[0] = wrap
+        return frames

@@ -148,3 +148,51 @@ def test_receive_tails_are_plain_and_side_effect_registers_are_not() -> None:
     for offset in (R.TDT(0), R.EIMS, R.GCR_EXT):
         assert dev.plain_register(dev.pf, offset) is None
     assert dev.plain_register(dev.vfs[1], R.VFRDT(R.VF_MAX_QUEUES - 1)) is None  # beyond 4 queues per pool
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    count=st.sampled_from([2, 8, 16]),
+    words=st.lists(DESC, max_size=16),
+    bound=st.booleans(),
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["cycle", "cycle", "guard", "store"]),
+            st.integers(0, 17),
+            st.integers(0, 17),
+            st.integers(-2, 20),
+        ),
+        max_size=10,
+    ),
+)
+def test_compiled_and_golden_poll_cycles_agree(count, words, bound, ops) -> None:
+    """`cycle` (re-post, tail through the guarded slot, scan) and `tail_store`, both twins."""
+    worlds = []
+    for mod in (_fastpath, golden):
+        ring, bufs = _ring(count, words)
+        regs = np.zeros(8, np.uint32)
+        outs = (np.zeros(count, np.int64), np.zeros(count, np.uint32), np.zeros(count, np.uint16))
+        core = mod.RxRingCore(ring, bufs, *outs)
+        core.bind_tail(regs if bound else None, 3, 5, 0)
+        worlds.append((core, ring, regs, outs))
+    for kind, a, b, c in ops:
+        results = []
+        for core, _, regs, _ in worlds:
+            try:
+                if kind == "cycle":
+                    results.append(core.cycle(a, b, c))
+                elif kind == "guard":
+                    regs[5] = a % 2  # the guard register changes (a VF's queue window moved)
+                    results.append(None)
+                else:
+                    results.append(core.tail_store(a))
+            except ConfigError as e:
+                results.append(type(e))
+        assert results[0] == results[1], (kind, results)
+        for x, y in zip(worlds[0][1:3], worlds[1][1:3], strict=True):
+            assert np.array_equal(x, y)
+        for x, y in zip(worlds[0][3], worlds[1][3], strict=True):
+            assert np.array_equal(x, y)
+    if bound:
+        with pytest.raises(ConfigError):
+            worlds[0][0].bind_tail(worlds[0][2], 8, 0, 0)

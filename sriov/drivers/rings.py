@@ -102,7 +102,6 @@ class RxRing:
         self._bufs = np.arange(count, dtype=np.uint64) * np.uint64(buffer_size) + np.uint64(self.buffers_addr)
         # the per-poll work (re-post, scan) bound once to these arrays
         self._core = self._impl.RxRingCore(self._words, self._bufs, self._offs, self._lens, self._vlans)
-        self._tail_slot: tuple[np.ndarray, int, int, int] | None = None  # see _write_tail
         self._ntc = 0  # next_to_clean
         self._ntu = 0  # next_to_use
         self.running = False
@@ -155,17 +154,21 @@ class RxRing:
         write goes straight to its register word, for as long as the device's guard holds (a
         VF's queue window moves with the queues per pool); otherwise, and the first time,
         through ``fn.write32`` like every other register write."""
-        slot = self._tail_slot
-        if slot is not None:
-            regs, word, guard_word, guard = slot
-            if regs.item(guard_word) == guard:
-                regs[word] = value
-                return
+        core = self._core
+        if core.tail_store(value):
+            return
         self.fn.write32(self._regs[4], value)
+        self._bind_tail()
+
+    def _bind_tail(self) -> None:
+        """Ask the device where the tail write lands (after a write through ``fn.write32``)."""
         device = getattr(self.fn, "device", None)
         plain = getattr(device, "plain_register", None)
         found = plain(self.fn, self._regs[4]) if plain is not None else None
-        self._tail_slot = (device.regs, *found) if found is not None else None
+        if found is None:
+            self._core.bind_tail(None)
+        else:
+            self._core.bind_tail(device.regs, *found)
 
     def release(self) -> None:
         """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
@@ -190,12 +193,18 @@ class RxRing:
         """
         if not isinstance(budget, int) or budget < 0:
             raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
-        self.release()
         if budget == 0 or not self.running:
+            self.release()
             self.last_bytes = 0
             return Batch.empty()
-        frames, _ = self._harvest(budget)
-        self.last_bytes = self._core.last_bytes
+        # refill (the last poll's buffers), tail, scan: one call (ixgbevf_clean_rx_irq's order)
+        core = self._core
+        self._ntu, unwritten, frames, used, wrap = core.cycle(self._ntu, self._ntc, budget)
+        if unwritten:
+            self.fn.write32(self._regs[4], self._ntu)
+            self._bind_tail()
+        self._took(used, wrap)
+        self.last_bytes = core.last_bytes
         if frames != self._view_frames:  # NAPI polls take the same number most of the time
             self._view_frames = frames
             self._views = (self._offs[:frames], self._lens[:frames], self._ts[:frames], self._vlans[:frames])
@@ -218,6 +227,11 @@ class RxRing:
 
     def _harvest(self, budget: int) -> tuple[int, int]:
         frames, used, wrap = self._core.harvest(self._ntc, budget)
+        self._took(used, wrap)
+        return frames, used
+
+    def _took(self, used: int, wrap: int) -> None:
+        """After a scan: bounce the frame that wraps round the ring, advance next_to_clean."""
         if wrap >= 0:  # a multi-buffer frame round the end of the ring: one copy, into the bounce area
             first = (int(self._offs[wrap]) - self.buffers_addr) // self.buffer_size
             length = int(self._lens[wrap])
@@ -231,7 +245,6 @@ class RxRing:
                 pos += take
             self._offs[wrap] = self.bounce_addr
         self._ntc = (self._ntc + used) % self.count
-        return frames, used
 
     def __repr__(self) -> str:
         return f"<RxRing {getattr(self.fn, 'name', '?')} q{self.queue} {self.count}x{self.buffer_size}>"

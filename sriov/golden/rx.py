@@ -498,6 +498,44 @@ class RxRingCore:
         self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
         self.count = count
         self.last_bytes = 0  # frame bytes the last harvest took
+        self.tail = None  # (regs, word, guard_word, guard): see bind_tail
+
+    def bind_tail(self, regs, word: int = -1, guard_word: int = -1, guard: int = 0) -> None:
+        """The tail's plain-storage slot: ``regs[word]`` while ``regs[guard_word] == guard``
+        (``regs`` None: none; `cycle` then asks the caller to write the tail)."""
+        self.tail = None
+        if regs is None:
+            return
+        if not (0 <= word < len(regs) and 0 <= guard_word < len(regs)):
+            raise ConfigError(f"tail slot {word} / guard {guard_word} outside the {len(regs)}-word registers")
+        self.tail = (regs, word, guard_word, guard)
+
+    def tail_store(self, value: int) -> bool:
+        """Write the tail through the bound slot; False (nothing written) when unbound or stale."""
+        if self.tail is None:
+            return False
+        regs, word, guard_word, guard = self.tail
+        if int(regs[guard_word]) != guard:
+            return False
+        regs[word] = value
+        return True
+
+    def cycle(self, ntu: int, ntc: int, budget: int) -> tuple[int, bool, int, int, int]:
+        """One driver poll: re-post the buffers before ``ntc`` (from ``ntu``), write the tail
+        through the bound slot, harvest from ``ntc``. Returns ``(next_to_use, tail_unwritten,
+        frames, used, wrap)``; ``tail_unwritten``: the tail moved and the caller must write it."""
+        count = self.count
+        if not (0 <= ntu < count and 0 <= ntc < count):
+            raise ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        if budget < 0:
+            raise ConfigError(f"negative budget {budget}")
+        stop = (ntc - 1) % count
+        unwritten = False
+        if stop != ntu:
+            ntu = self.repost(ntu, stop)
+            unwritten = not self.tail_store(ntu)
+        frames, used, wrap = self.harvest(ntc, budget)
+        return ntu, unwritten, frames, used, wrap
 
     def repost(self, start: int, stop: int) -> int:
         """Post descriptors ``start .. stop-1`` in ring order: packet address = the buffer, header
