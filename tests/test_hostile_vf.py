@@ -696,3 +696,22 @@ def test_a_vf_cannot_exhaust_the_shared_vlan_table() -> None:
     )
     assert accepted == R.NUM_VLVF - 1  # what happens today: every free entry taken
     a.good[1].add_vlan(42)  # raises MailboxError (NACK): no VLVF entry left for the good VF
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, as upstream ixgbe: an untrusted VF whose MAC the administrator did not set may "
+    "add another VF's MAC as a MACVLAN filter (ixgbe_add_mac_filter takes any free RAR, no check "
+    "against other pools) and then receives copies of that VF's unicast frames. Nothing is lost for "
+    "the victim; setting every VF's MAC (ip link ... vf N mac) closes it",
+)
+def test_a_vf_cannot_snoop_another_vfs_unicast_through_macvlan() -> None:
+    a = Arena("MACVLAN snooping")
+    a.pf.set_vf(HOSTILE, mac="00:00:00:00:00:00")  # the administrator did not set the attacker's MAC
+    a.raw_reset()
+    ring = RxRing(a.fn, a.evil_vm.memory, 0, count=64)
+    w1, w2 = M.mac_to_words(mac_bytes(MACS[1]))
+    a.raw_request([M.IXGBE_VF_SET_MACVLAN | 1 << 16, w1, w2])
+    result = a.port.wire.receive(Batch.from_frames([frame(MACS[1])]))
+    assert result.pools(0) == [1]  # today: [0, 1]
+    assert len(ring.poll(64)) == 0
