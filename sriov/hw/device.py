@@ -469,22 +469,19 @@ class Device82599:
                     self.pf.msix.raise_queue(q, True)
             return
         armed = self.rx_armed
-        if armed[ARMED_KEY_QPP] != qpp or armed[ARMED_KEY_VFS] != len(vfs):
+        if armed.item(ARMED_KEY_QPP) != qpp or armed.item(ARMED_KEY_VFS) != len(vfs):
             # the queue -> function map changed since these entries were made: drop them all
             # (a vector's list may then name entries that are already 0: clearing them is harmless)
             armed[:] = 0
             armed[ARMED_KEY_QPP] = qpp
             armed[ARMED_KEY_VFS] = len(vfs)
+        nvfs = len(vfs)
         for q in queues:
-            pool, vq = divmod(q, qpp)
-            if pool < len(vfs):
-                msix = vfs[pool].msix
-                msix.raise_queue(vq)
-                msix.arm_rx(vq, q)
+            pool = q // qpp
+            if pool < nvfs:
+                vfs[pool].msix.raise_rx(q - pool * qpp, q)
             else:
-                msix = self.pf.msix
-                msix.raise_queue(q)
-                msix.arm_rx(q)
+                self.pf.msix.raise_rx(q)
 
     def _write_tdt(self, queue: int, value: int) -> None:
         self._store(R.TDT(queue), value)

@@ -227,11 +227,18 @@ class VfInterrupts(_Vectors):
         self.regs[word] = self.regs.item(word) | 1 << v
         self.vectors[v].raise_cause()
 
-    def arm_rx(self, vf_queue: int, pf_queue: int) -> None:
-        """After `raise_queue`: record PF queue ``pf_queue`` as armed when its vector holds the cause."""
+    def raise_rx(self, vf_queue: int, pf_queue: int) -> None:
+        """`raise_queue` for a receive completion, then record PF queue ``pf_queue`` as armed when
+        the vector now holds the cause (the datapath's hook path)."""
         v = self._rx_route[vf_queue]
-        if v >= 0 and self.regs.item(R.VTEICR // WORD) >> v & 1:
-            self.vectors[v].arm(pf_queue)
+        if v < 0:
+            self.unrouted += 1
+            return
+        word = R.VTEICR // WORD
+        self.regs[word] = self.regs.item(word) | 1 << v
+        m = self.vectors[v]
+        m.raise_cause()
+        m.arm(pf_queue)  # the cause bit was just set; firing (which may clear it) leaves nothing pending
 
     def mailbox_vector(self) -> int | None:
         """The vector VTIVAR_MISC names for the mailbox ("other") cause, or None if not valid."""
@@ -400,12 +407,15 @@ class PfInterrupts(_Vectors):
             return
         self.raise_vectors(1 << v)
 
-    def arm_rx(self, queue: int) -> None:
-        """After `raise_queue`: record PF queue ``queue`` as armed when its vector holds the cause
-        (vectors 0..15 also need their EICR bit; the others have none)."""
+    def raise_rx(self, queue: int) -> None:
+        """`raise_queue` for a receive completion, then record the queue as armed when its vector
+        now holds the cause (the datapath's hook path)."""
         v = self._rx_route[queue]
-        if v >= 0 and (v >= 16 or self.regs.item(R.EICR // WORD) >> v & 1):
-            self.vectors[v].arm(queue)
+        if v < 0:
+            self.unrouted += 1
+            return
+        self.raise_vectors(1 << v)
+        self.vectors[v].arm(queue)  # EICR bit (vectors 0..15) set just now unless firing cleared it
 
     def _write_ivar(self, i: int, value: int) -> None:
         self.disarm_all()
