@@ -743,21 +743,21 @@ cdef class RxKernel:
         for i in range(n):
             f = data + offs[i]
             flen = lens[i]
-            pc[_P_IN] += 1
-            sel[i] = 0
-            dlv[i] = 0
             # the port: length checks and the VLAN tag
             if flen < _ETH_HLEN:
+                sel[i] = dlv[i] = 0
                 rsn[i] = LENGTH_ERROR
                 pc[_P_LENGTH] += 1
                 continue
             tagged = ((<uint32_t>f[12] << 8) | f[13]) == t.vet
             if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
+                sel[i] = dlv[i] = 0
                 rsn[i] = LENGTH_ERROR
                 pc[_P_LENGTH] += 1
                 continue
             plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
             if <uint64_t>plen + _ETH_FCS_LEN > t.max_frame:
+                sel[i] = dlv[i] = 0
                 rsn[i] = LONG_LENGTH
                 pc[_P_LONG] += 1
                 continue
@@ -765,20 +765,23 @@ cdef class RxKernel:
             # the switch
             r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
             if r != DELIVERED:
+                sel[i] = dlv[i] = 0
                 rsn[i] = <uint8_t>r
                 pc[_P_VLAN if r == VLAN_FILTERED else _P_NOPOOL] += 1
                 continue
             pc[_P_CLASSIFIED] += 1
             sel[i] = pools
-            broadcast = _mac_key(f) == _BROADCAST_KEY
-            multicast = (f[0] & 1) != 0 and not broadcast
+            if f[0] & 1:  # group address: broadcast or multicast
+                broadcast = _mac_key(f) == _BROADCAST_KEY
+                multicast = not broadcast
+            else:
+                broadcast = multicast = False
             got = 0
             first = DELIVERED
             rem = pools
             while rem:
                 pool = __builtin_ctzll(rem)
                 rem &= rem - 1
-                pc[_P_COPIES] += 1
                 qs = &self.qs[pool]
                 if qs.state == _Q_UNLOADED:
                     self._queue(pool)
@@ -809,7 +812,6 @@ cdef class RxKernel:
             dlv[i] = got
             if got:
                 accepted += 1
-                pc[_P_PACKETS] += 1
                 pc[_P_BYTES] += plen
                 if broadcast:
                     pc[_P_BCAST] += 1
@@ -827,6 +829,7 @@ cdef class RxKernel:
             pool = self.loaded[k]
             qs = &self.qs[pool]
             pool_c[pool * npc + ps_copies] += qs.n_copies
+            pc[_P_COPIES] += qs.n_copies
             if qs.state == _Q_READY and qs.moved:
                 qs.blk[_QW_RDH] = qs.head
                 qframes[qs.q] += <uint32_t>qs.n_packets
@@ -839,6 +842,8 @@ cdef class RxKernel:
             qs.state = _Q_UNLOADED
         self.arm_wait = wait if wait > 0 else 0
         self.nloaded = 0
+        pc[_P_IN] = <uint64_t>n
+        pc[_P_PACKETS] = <uint64_t>accepted
         for k in range(_P_N):
             self._port[self.port_slot[k]] += pc[k]
         sriov_store_fence()  # the batch's streaming stores are done before anyone reads the rings
