@@ -110,35 +110,43 @@ class QueueVector(VectorModerator):
         self.armed.append(queue)
 
     def reset(self) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super().reset()
 
     def reprogram(self, interval_ns: int, reset_counter: bool) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super().reprogram(interval_ns, reset_counter)
 
     def clear_cause(self) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super().clear_cause()
 
     def set_interval_ns(self, interval_ns: int) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super().set_interval_ns(interval_ns)
 
     def mask(self) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super().mask()
 
     def unmask(self) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super().unmask()
 
     def _expire(self) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super()._expire()
 
     def _fire(self) -> None:
-        self.disarm()
+        if self.armed:
+            self.disarm()
         super()._fire()
 
 
