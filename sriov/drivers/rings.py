@@ -203,16 +203,21 @@ class RxRing:
         if unwritten:
             self.fn.write32(self._regs[4], self._ntu)
             self._bind_tail()
-        self._took(used, wrap)
+        if wrap >= 0:
+            self._took(used, wrap)
+        else:
+            self._ntc = (self._ntc + used) % self.count
         self.last_bytes = core.last_bytes
         if frames != self._view_frames:  # NAPI polls take the same number most of the time
+            # the poll's views and the Batch over them, reused by the next poll of as many frames
+            # (the same arrays either way: a poll's views are valid until the next poll)
             self._view_frames = frames
-            self._views = (self._offs[:frames], self._lens[:frames], self._ts[:frames], self._vlans[:frames])
-        offs, lens, ts, self.last_vlan = self._views
-        if not frames:
-            return Batch.empty()
+            offs, lens, ts = self._offs[:frames], self._lens[:frames], self._ts[:frames]
+            batch = Batch(self.memory.buffer, offs, lens, ts, validate=False) if frames else Batch.empty()
+            self._views = (batch, self._vlans[:frames])
+        batch, self.last_vlan = self._views
         self.frames += frames
-        return Batch(self.memory.buffer, offs, lens, ts, validate=False)
+        return batch
 
     def discard(self, budget: int | None = None) -> int:
         """Take completed frames and give their buffers straight back (a driver that drops
