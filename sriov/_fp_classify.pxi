@@ -30,6 +30,9 @@ cpdef enum DropReason:
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
+cdef extern from "_fp_simd.h" nogil:
+    uint64_t sriov_mac_key(const uint8_t* mac)  # _mac_key from two loads (same value)
+
 # Register word indices and bits, from sriov/hw/regs.py (the one home of register numbers).
 cdef Py_ssize_t _W_RAR = _R.RAR_BASE // 4
 cdef Py_ssize_t _W_MPSAR = _R.MPSAR_LO(0) // 4
@@ -208,7 +211,7 @@ cdef inline bint _bit_set(const uint32_t* table, uint32_t index) noexcept nogil:
 cdef inline int l2_select(const L2Tables* t, const uint8_t* da, bint tagged, uint32_t vid,
                           bint from_wire, uint64_t* out) noexcept nogil:
     """Pools for a destination MAC ``da`` (6 readable bytes) and VLAN: 0 and ``out``, or a DropReason."""
-    cdef uint64_t key = _mac_key(da)
+    cdef uint64_t key = sriov_mac_key(da)
     cdef bint broadcast = key == _BROADCAST_KEY
     cdef bint multicast = (da[0] & 1) != 0
     cdef uint64_t pools = 0

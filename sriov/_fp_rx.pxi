@@ -148,6 +148,8 @@ cdef extern from "_fp_simd.h" nogil:
     uint64_t sriov_ld64le(const uint8_t* p)
     void sriov_wb16(uint8_t* dp, uint32_t status, uint32_t length, uint32_t vlan)
     void sriov_stream_copy16(uint8_t* dst, const uint8_t* src, uint32_t n)
+    void sriov_stream_copy64(uint8_t* dst, const uint8_t* src)
+    uint32_t sriov_ld16be(const uint8_t* p)
     void sriov_store_fence()
     int SRIOV_HAVE_STREAM
 
@@ -227,6 +229,9 @@ cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint st
     cdef uint32_t whole
     if (SRIOV_HAVE_STREAM and not strip and n >= 64 and flen >= n and (<uintptr_t>dst & 63) == 0
             and (dst >= f + n or f >= dst + n)):
+        if n == 64:
+            sriov_stream_copy64(dst, f)
+            return
         whole = n & ~63U
         sriov_stream_copy16(dst, f, whole)
         if whole < n:
@@ -749,7 +754,7 @@ cdef class RxKernel:
                 rsn[i] = LENGTH_ERROR
                 pc[_P_LENGTH] += 1
                 continue
-            tagged = ((<uint32_t>f[12] << 8) | f[13]) == t.vet
+            tagged = sriov_ld16be(f + 12) == t.vet
             if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
                 sel[i] = dlv[i] = 0
                 rsn[i] = LENGTH_ERROR
@@ -761,7 +766,7 @@ cdef class RxKernel:
                 rsn[i] = LONG_LENGTH
                 pc[_P_LONG] += 1
                 continue
-            tci = ((<uint32_t>f[14] << 8) | f[15]) if tagged else 0
+            tci = sriov_ld16be(f + 14) if tagged else 0
             # the switch
             r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
             if r != DELIVERED:
@@ -772,7 +777,7 @@ cdef class RxKernel:
             pc[_P_CLASSIFIED] += 1
             sel[i] = pools
             if f[0] & 1:  # group address: broadcast or multicast
-                broadcast = _mac_key(f) == _BROADCAST_KEY
+                broadcast = sriov_mac_key(f) == _BROADCAST_KEY
                 multicast = not broadcast
             else:
                 broadcast = multicast = False
