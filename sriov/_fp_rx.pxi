@@ -116,6 +116,18 @@ cdef enum:
     _Q_N
 
 
+cdef enum:
+    _FLOW_SLOTS = 64        # per-batch cache of the L2 switch's answers (direct-mapped)
+
+cdef uint64_t _FLOW_USED = 1ULL << 63
+
+
+cdef struct FlowSlot:
+    uint64_t tag            # MAC key | tagged << 48 | VID << 49 | _FLOW_USED; 0 = empty
+    uint64_t pools
+    int r
+
+
 cdef struct QState:
     int state
     int q                   # PF queue index
@@ -380,6 +392,7 @@ cdef class RxKernel:
     cdef uint64_t f_log
     cdef uint64_t n_fcounts
     # per-batch queue state
+    cdef FlowSlot flow[_FLOW_SLOTS]
     cdef QState qs[64]
     cdef int loaded[64]
     cdef int nloaded
@@ -742,9 +755,14 @@ cdef class RxKernel:
         cdef QState* qs
         cdef bint keyok
         cdef int64_t wait, until
+        cdef uint64_t key, fk
+        cdef FlowSlot* fs
         memset(pc, 0, sizeof(pc))
         memset(qframes, 0, _MAX_QUEUES * sizeof(uint32_t))
         l2_refresh(t)
+        # The switch's answer depends only on (destination MAC, tagged, VID) and the tables, which
+        # stay as l2_refresh found them for the batch: remembered per batch, asked once per flow.
+        memset(self.flow, 0, sizeof(self.flow))
         for i in range(n):
             f = data + offs[i]
             flen = lens[i]
@@ -767,8 +785,18 @@ cdef class RxKernel:
                 pc[_P_LONG] += 1
                 continue
             tci = sriov_ld16be(f + 14) if tagged else 0
-            # the switch
-            r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
+            # the switch (through the batch's flow cache)
+            key = sriov_mac_key(f)
+            fk = key | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49) | _FLOW_USED
+            fs = &self.flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
+            if fs.tag == fk:
+                r = fs.r
+                pools = fs.pools
+            else:
+                r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
+                fs.tag = fk
+                fs.r = r
+                fs.pools = pools
             if r != DELIVERED:
                 sel[i] = dlv[i] = 0
                 rsn[i] = <uint8_t>r
@@ -777,7 +805,7 @@ cdef class RxKernel:
             pc[_P_CLASSIFIED] += 1
             sel[i] = pools
             if f[0] & 1:  # group address: broadcast or multicast
-                broadcast = sriov_mac_key(f) == _BROADCAST_KEY
+                broadcast = key == _BROADCAST_KEY
                 multicast = not broadcast
             else:
                 broadcast = multicast = False
