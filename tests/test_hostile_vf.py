@@ -686,37 +686,31 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, as upstream ixgbe: an untrusted VF may fill all 63 shared VLVF entries (no "
-    "per-VF cap; ice caps untrusted VFs at ICE_MAX_VLAN_PER_VF = 8), after which other VFs cannot "
-    "add VLANs. Frames are not affected; see benchmarks/RESULTS.md 'Hardening'",
-)
 def test_a_vf_cannot_exhaust_the_shared_vlan_table() -> None:
+    """Upstream ixgbe lets one VF take all 63 shared VLVF entries; the model caps untrusted VFs
+    (PfDriver.UNTRUSTED_VF_MAX_VLANS, as ice does), so the good VFs can still add theirs."""
     a = Arena("VLVF exhaustion")
     a.raw_reset()
     accepted = sum(
         bool(a.raw_request([M.IXGBE_VF_SET_VLAN | 1 << 16, vid])[0] & M.IXGBE_VT_MSGTYPE_SUCCESS)
         for vid in range(100, 200)
     )
-    assert accepted == R.NUM_VLVF - 1  # what happens today: every free entry taken
-    a.good[1].add_vlan(42)  # raises MailboxError (NACK): no VLVF entry left for the good VF
+    assert accepted == a.pf.UNTRUSTED_VF_MAX_VLANS
+    a.good[1].add_vlan(42)  # a VLVF entry is still there for the good VF
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, as upstream ixgbe: an untrusted VF whose MAC the administrator did not set may "
-    "add another VF's MAC as a MACVLAN filter (ixgbe_add_mac_filter takes any free RAR, no check "
-    "against other pools) and then receives copies of that VF's unicast frames. Nothing is lost for "
-    "the victim; setting every VF's MAC (ip link ... vf N mac) closes it",
-)
 def test_a_vf_cannot_snoop_another_vfs_unicast_through_macvlan() -> None:
+    """Upstream ixgbe gives a MACVLAN filter any free RAR, even another VF's MAC, and the attacker
+    then gets copies of that VF's unicast; the model refuses an untrusted VF another pool's MAC."""
     a = Arena("MACVLAN snooping")
     a.pf.set_vf(HOSTILE, mac="00:00:00:00:00:00")  # the administrator did not set the attacker's MAC
     a.raw_reset()
     ring = RxRing(a.fn, a.evil_vm.memory, 0, count=64)
     w1, w2 = M.mac_to_words(mac_bytes(MACS[1]))
-    a.raw_request([M.IXGBE_VF_SET_MACVLAN | 1 << 16, w1, w2])
+    reply = a.raw_request([M.IXGBE_VF_SET_MACVLAN | 1 << 16, w1, w2])
+    assert reply[0] & M.IXGBE_VT_MSGTYPE_FAILURE
+    reply = a.raw_request([M.IXGBE_VF_SET_MAC_ADDR, w1, w2])  # nor as its own address
+    assert reply[0] & M.IXGBE_VT_MSGTYPE_FAILURE
     result = a.port.wire.receive(Batch.from_frames([frame(MACS[1])]))
-    assert result.pools(0) == [1]  # today: [0, 1]
+    assert result.pools(0) == [1]
     assert len(ring.poll(64)) == 0

@@ -320,6 +320,7 @@ def test_set_vlan_with_a_port_vlan_is_nacked(port: Port) -> None:
 
 
 def test_vlvf_has_63_usable_entries(port: Port) -> None:
+    port.pf.set_vf(0, trust=True)  # an untrusted VF is capped before the table runs out
     vf = RawVf(port, 0).ready()
     for vid in range(1, 64):
         assert vf.ask(M.set_vlan(vid, True)).acked, vid
@@ -398,6 +399,7 @@ def test_set_macvlan_refusals(port: Port) -> None:
 
 
 def test_set_macvlan_runs_out_of_shared_slots(port: Port) -> None:
+    port.pf.set_vf(0, trust=True)  # an untrusted VF is capped before the list runs out
     vf = RawVf(port, 0).ready()
     slots = R.NUM_RAR - (16 + 8)
     for i in range(slots):
@@ -599,6 +601,7 @@ def test_set_vf_names_the_allowed_vf_range(port: Port) -> None:
 
 
 def test_set_vf_refuses_a_64th_vlan(port: Port) -> None:
+    port.pf.set_vf(0, trust=True)  # an untrusted VF is capped before the table runs out
     vf = RawVf(port, 0).ready()
     for vid in range(1, 64):
         assert vf.ask(M.set_vlan(vid, True)).acked
@@ -774,3 +777,47 @@ def test_a_vf_that_never_sent_reset_only_gets_nacks(port: Port) -> None:
     c = port.pf.vf_counters(6)
     assert c["requests"] == 50 and c["nacks_sent"] == 50 and c["acks_sent"] == 0
     assert c["not_cts_msgs"] == 50
+
+
+def test_an_untrusted_vf_cannot_take_the_shared_vlan_table() -> None:
+    """Model decision: an untrusted VF holds at most UNTRUSTED_VF_MAX_VLANS; the others still add theirs."""
+    import sriov
+    from sriov.drivers.pf import PfDriver
+
+    host = sriov.Host(seed=0)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(2)
+    vm = host.add_vm("vm", memory=16 << 20)
+    greedy, victim = (host.assign(port.vf(i), vm) for i in range(2))
+    greedy.up()
+    victim.up()
+    cap = PfDriver.UNTRUSTED_VF_MAX_VLANS
+    for vid in range(1, cap + 1):
+        greedy.add_vlan(vid)
+    with pytest.raises(sriov.SriovError):
+        greedy.add_vlan(cap + 1)
+    greedy.add_vlan(cap)  # one it already holds is no new filter: accepted
+    victim.add_vlan(4000)
+    assert port.pf.vfinfo[0].counters["capped_msgs"] == 1
+    port.pf.set_vf(0, trust=True)  # a trusted VF is uncapped, as upstream
+    host.clock.advance(12_000_000_000)
+    greedy.add_vlan(cap + 1)
+
+
+def test_an_untrusted_vf_macvlan_list_is_capped() -> None:
+    import sriov
+    from sriov.drivers.pf import PfDriver
+
+    host = sriov.Host(seed=0)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(2)
+    vm = host.add_vm("vm", memory=16 << 20)
+    nic = host.assign(port.vf(0), vm)
+    nic.up()
+    cap = PfDriver.UNTRUSTED_VF_MAX_MACVLANS
+    # ndo_set_rx_mode returns nothing: the driver carries on, the PF NACKs what is over the cap
+    nic.set_unicast([f"02:00:00:00:01:{i:02x}" for i in range(cap + 3)])
+    owned = [o for o in port.pf.vf_macvlans if o is not None and o >> 8 == 0]
+    assert len(owned) == cap
+    assert port.pf.vfinfo[0].counters["capped_msgs"] == 3
+    assert any(o is None for o in port.pf.vf_macvlans), "slots are left for the other VFs"

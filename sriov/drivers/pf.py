@@ -57,6 +57,7 @@ VF_COUNTERS = (
     "vf_acks",  # VFACK seen (the VF read a PF message)
     "cts_nacks",  # FAILURE-only messages sent to a VF that read while not clear to send
     "pings",  # IXGBE_PF_CONTROL_MSG sent
+    "capped_msgs",  # refused by the untrusted-VF rules: VLAN/MACVLAN caps, another pool's MAC
 )
 
 
@@ -90,6 +91,13 @@ class PfDriver:
     """The ixgbe PF driver bound to one port's physical function."""
 
     SUPPORTED_APIS = (MboxApi.API_10, MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14)
+    #: Model decision (README, "Decisions of our own"): upstream ixgbe lets any VF fill the
+    #: shared VLVF table (63 VLANs) and the shared MACVLAN list, after which no other VF can add
+    #: one. Like ice (ICE_MAX_VLAN_PER_VF = 8) and i40e, an untrusted VF here holds at most this
+    #: many VLAN filters and extra unicast (MACVLAN) filters; a trusted VF has no cap. None
+    #: restores upstream ixgbe's behaviour.
+    UNTRUSTED_VF_MAX_VLANS: int | None = 8
+    UNTRUSTED_VF_MAX_MACVLANS: int | None = 16
 
     def __init__(
         self,
@@ -606,7 +614,14 @@ class PfDriver:
             return False
         if info.pf_set_mac and not info.trusted and new != info.mac:
             return False  # "attempted to override administratively set MAC address"
+        if not info.trusted and self._mac_owned_by_other_pool(new, vf):
+            info.counters["capped_msgs"] += 1
+            return False  # model decision: no untrusted VF receives another function's unicast
         return self._set_vf_mac(vf, new)
+
+    def _mac_owned_by_other_pool(self, mac: bytes, pool: int) -> bool:
+        """Whether a RAR entry already gives ``mac`` to a pool other than ``pool``."""
+        return any(e is not None and e.mac == mac and e.pool != pool for e in self.mac_table)
 
     def _h_set_multicast(self, vf: int, msg: Message, buf: list[int]) -> bool:
         info = self.vfinfo[vf]
@@ -622,7 +637,23 @@ class PfDriver:
             return False  # "attempted to override administratively set VLAN configuration"
         if not vid and not add:
             return True  # VLAN 0 is never removed
+        cap = self.UNTRUSTED_VF_MAX_VLANS
+        if add and vid and cap is not None and not info.trusted:
+            held = self._vf_vlans(vf)
+            if vid not in held and len(held) >= cap:
+                info.counters["capped_msgs"] += 1
+                return False  # an untrusted VF may not take the shared VLAN table from the others
         return self._set_vf_vlan(add, vid, vf)
+
+    def _vf_vlans(self, vf: int) -> set[int]:
+        """The non-zero VLAN IDs whose VLVF entry has ``vf``'s pool bit."""
+        word, mask = vf // 32, 1 << (vf % 32)
+        held = set()
+        for i in range(1, R.NUM_VLVF):
+            vlvf = self._r(R.VLVF(i))
+            if vlvf & R.VLVF_VIEN and self._r(R.VLVFB(2 * i + word)) & mask:
+                held.add(vlvf & R.VLVF_VLANID_MASK)
+        return held
 
     def _h_set_lpe(self, vf: int, msg: Message, buf: list[int]) -> bool:
         return self._set_vf_lpe(vf, M.decode_lpe(msg))
@@ -636,6 +667,15 @@ class PfDriver:
         if index:
             if not M.is_valid_ether_addr(mac):
                 return False
+            if not info.trusted and self._mac_owned_by_other_pool(mac, vf):
+                info.counters["capped_msgs"] += 1
+                return False  # model decision: no untrusted VF receives another function's unicast
+            cap = self.UNTRUSTED_VF_MAX_MACVLANS
+            if cap is not None and not info.trusted and index > 1:
+                held = sum(1 for owner in self.vf_macvlans if owner is not None and owner >> 8 == vf)
+                if held >= cap:
+                    info.counters["capped_msgs"] += 1
+                    return False  # the shared MACVLAN list is not one untrusted VF's to fill
             if info.spoofchk:  # a VF allowed extra MACs would trip its own anti-spoofing
                 self._write_spoofchk(vf, False)
         return self._set_vf_macvlan(vf, index, mac)
