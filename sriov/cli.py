@@ -45,7 +45,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     written: list[Path] = []
     if args.out is not None:
         out = Path(args.out)
-        written = runner.write_outputs(report, kept, out)
+        written = runner.write_outputs(report, kept, out, built)
         from sriov.plots import write_run_plots
 
         written += write_run_plots(report, built, out)

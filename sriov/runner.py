@@ -24,7 +24,7 @@ from sriov.scenario import Scenario, TrafficSpec
 CHUNK_NS = 20_000  # offer at most 20 us of wire time per chunk: a guest polls well before its ring fills
 MAX_CHUNK_FRAMES = 4096
 PF_KEY = -1  # the PF's own pool in per-function maps
-SAMPLE_NS = 100_000  # throughput samples for the plots every 100 us of simulated time
+SAMPLE_NS = 500_000  # throughput samples for the plots every 500 us of simulated time
 
 
 _COUNTERS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
@@ -145,6 +145,7 @@ class ScenarioRun:
         self.ports = {}
         self.nics: list[tuple[str, int, str, Any]] = []
         self.samples: list[dict[str, Any]] = []
+        self.drops: dict[str, list[tuple[Batch, np.ndarray]]] = {}  # per port, when frames are kept
         for p in sc.ports:
             port = self.host.add_port(p.name)
             if p.mtu != 1500:
@@ -202,7 +203,9 @@ class ScenarioRun:
             stop = min(max(stop, start + 1), start + MAX_CHUNK_FRAMES, n)
             chunk = shifted[start:stop]
             clock.run_until(int(ts[start]))
-            port.wire.receive(chunk)
+            result = port.wire.receive(chunk)
+            if keep_frames:
+                self._keep_drops(port_name, chunk, result)
             clock.run_until(int(ts[stop - 1]))
             self._drain(keep_frames, kept)
             self._sample()
@@ -210,6 +213,13 @@ class ScenarioRun:
                 progress(stop - start)
             start = stop
         return kept
+
+    def _keep_drops(self, port_name: str, chunk: Batch, result: Any) -> None:
+        """Copies of the frames no pool got, with their drop reason codes (for the drops capture)."""
+        lost = np.flatnonzero(result.delivered == 0)
+        if len(lost):
+            frames = Batch(chunk.data, chunk.offsets[lost], chunk.lengths[lost], chunk.timestamps_ns[lost])
+            self.drops.setdefault(port_name, []).append((frames.compact(), result.reasons[lost].copy()))
 
     def _sample(self) -> None:
         """Record the guests' cumulative counters at this instant (for the throughput plots)."""
@@ -332,11 +342,16 @@ _PORT_DROP_NAMES = (
 )
 
 
-def write_outputs(report: RunReport, kept: dict[tuple[str, int], list[Batch]], out: Path) -> list[Path]:
-    """Per-VF pcaps of what each VM received and the stats JSON, into ``out``."""
+def write_outputs(
+    report: RunReport, kept: dict[tuple[str, int], list[Batch]], out: Path, built: ScenarioRun | None = None
+) -> list[Path]:
+    """Into ``out``: a pcap per VF (what its VM received) and of the PF's pool, per port a pcap
+    of what left on the wire and a pcapng of the frames dropped with the reason as each frame's
+    comment, and the stats JSON."""
     import json
 
-    from sriov.traffic import write_pcap
+    from sriov.traffic import write_pcap, write_pcapng
+    from sriov.wire import DropReason
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -346,6 +361,22 @@ def write_outputs(report: RunReport, kept: dict[tuple[str, int], list[Batch]], o
         path = out / (f"{port_name}-pf.pcap" if vf == PF_KEY else f"{port_name}-vf{vf}.pcap")
         write_pcap(path, Batch.from_frames(frames, ts))
         written.append(path)
+    if built is not None:
+        names = [reason.name for reason in DropReason]
+        for port_name, port in built.ports.items():
+            sent = port.wire.sent
+            path = out / f"{port_name}-wire.pcap"
+            write_pcap(path, sent.compact() if len(sent) else Batch.empty())
+            written.append(path)
+            pieces = built.drops.get(port_name, [])
+            frames = [f for b, _ in pieces for f in b]
+            ts = np.concatenate([b.timestamps_ns for b, _ in pieces]) if pieces else None
+            codes = (
+                np.concatenate([c for _, c in pieces]).astype(np.int64) if pieces else np.zeros(0, np.int64)
+            )
+            path = out / f"{port_name}-drops.pcapng"
+            write_pcapng(path, Batch.from_frames(frames, ts), comment_codes=codes, comment_names=names)
+            written.append(path)
     stats_path = out / "stats.json"
     stats_path.write_text(json.dumps(report.to_json(), indent=2))
     written.append(stats_path)

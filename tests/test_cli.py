@@ -11,6 +11,8 @@ from sriov.cli import main, parse_vf_words
 from sriov.errors import SriovError
 from sriov.runner import JSON_SCHEMA
 from sriov.traffic import read_pcap
+from sriov.traffic.capture import read_comments
+from sriov.wire import DropReason
 
 PCAPS = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "tcpdump-tests"
 
@@ -67,6 +69,14 @@ def test_run_out_writes_pcaps_stats_and_plots(tmp_path: Path, capsys: pytest.Cap
         path = tmp_path / f"{v['port']}-vf{v['vf']}.pcap"
         got = read_pcap(path) if path.exists() else []
         assert len(got) == v["stats"]["rx_packets"], path
+    port = doc["ports"]["eth0"]
+    drops = read_pcap(tmp_path / "eth0-drops.pcapng")
+    frame_drops = ("rx_length_errors", "rx_long_length_errors", "rx_vlan_filtered", "rx_no_pool")
+    assert len(drops) >= sum(port[k] for k in frame_drops)  # plus frames whose every copy dropped
+    comments = read_comments(tmp_path / "eth0-drops.pcapng")
+    assert set(comments) <= {r.name for r in DropReason} - {"DELIVERED"}
+    assert comments.count("VLAN_FILTERED") == port["rx_vlan_filtered"]
+    assert len(read_pcap(tmp_path / "eth0-wire.pcap", strict=False)) == port["tx_wire_packets"]
     for name in ("throughput.png", "drops.png", "interrupts.png"):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n", name
