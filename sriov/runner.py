@@ -70,6 +70,15 @@ JSON_SCHEMA: dict[str, Any] = {
 
 
 @dataclass
+class Stream:
+    """Frames to offer: arriving on ``port``'s wire, or (``sender`` = N) sent by VF N's guest."""
+
+    port: str
+    sender: int | None
+    batch: Batch
+
+
+@dataclass
 class VfReport:
     """What one VF's guest saw."""
 
@@ -184,35 +193,68 @@ class ScenarioRun:
         batch: Batch,
         keep_frames: bool = False,
         progress: Callable[[int], None] | None = None,
+        sender: int | None = None,
     ) -> dict[tuple[str, int], list[Batch]]:
-        """Offer ``batch`` to a port's wire in time order; guests drain their rings as time passes."""
-        port = self.ports[port_name]
+        """Offer one stream of frames (see `offer_all`)."""
+        return self.offer_all([Stream(port_name, sender, batch)], keep_frames, progress)
+
+    def offer_all(
+        self,
+        streams: list[Stream],
+        keep_frames: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[tuple[str, int], list[Batch]]:
+        """Offer every stream at once, interleaved in arrival-time order: a wire stream arrives at
+        its port, a sender stream (``sender`` = N) is handed to VF N's guest driver to transmit.
+        Every stream's first frame comes 1 us from now; guests drain their rings as time passes."""
         clock = self.host.clock
         kept: dict[tuple[str, int], list[Batch]] = {}
-        if not len(batch):
-            return kept
-        base = clock.now + 1_000 - int(batch.timestamps_ns[0])
-        # the capture's times, moved to start now; a frame stamped earlier than the one before it
-        # (captures merged from several interfaces) arrives right after it, in file order
-        ts = np.maximum.accumulate(batch.timestamps_ns + base)
-        shifted = Batch(batch.data, batch.offsets, batch.lengths, ts, validate=False)
-        start = 0
-        n = len(shifted)
-        while start < n:
+        base = clock.now + 1_000
+        cursors = []
+        for stream in streams:
+            if not len(stream.batch):
+                continue
+            b = stream.batch
+            # times moved to start at `base`; a frame stamped earlier than the one before it
+            # (captures merged from several interfaces) arrives right after it, in file order
+            ts = np.maximum.accumulate(b.timestamps_ns - int(b.timestamps_ns[0]) + base)
+            cursors.append([Batch(b.data, b.offsets, b.lengths, ts, validate=False), 0, stream])
+        while cursors:
+            cursor = min(cursors, key=lambda c: int(c[0].timestamps_ns[c[1]]))
+            shifted, start, stream = cursor
+            ts = shifted.timestamps_ns
             stop = int(np.searchsorted(ts, ts[start] + CHUNK_NS, side="left"))
-            stop = min(max(stop, start + 1), start + MAX_CHUNK_FRAMES, n)
+            stop = min(max(stop, start + 1), start + MAX_CHUNK_FRAMES, len(shifted))
             chunk = shifted[start:stop]
             clock.run_until(int(ts[start]))
-            result = port.wire.receive(chunk)
-            if keep_frames:
-                self._keep_drops(port_name, chunk, result)
+            if stream.sender is not None:
+                self._transmit(self._nic(stream.port, stream.sender), chunk)
+            else:
+                result = self.ports[stream.port].wire.receive(chunk)
+                if keep_frames:
+                    self._keep_drops(stream.port, chunk, result)
             clock.run_until(int(ts[stop - 1]))
             self._drain(keep_frames, kept)
             self._sample()
             if progress is not None:
                 progress(stop - start)
-            start = stop
+            cursor[1] = stop
+            if stop == len(shifted):
+                cursors.remove(cursor)
         return kept
+
+    def _nic(self, port_name: str, vf: int) -> Any:
+        return next(nic for p, v, _vm, nic in self.nics if p == port_name and v == vf)
+
+    @staticmethod
+    def _transmit(nic: Any, chunk: Batch) -> None:
+        """The guest sends a chunk; the engine runs on each tail write, so the ring frees at once."""
+        sent = 0
+        while sent < len(chunk):
+            queued = nic.transmit(chunk[sent:])
+            if queued == 0:
+                raise ConfigError(f"{nic.name}: transmit ring stuck (no descriptor came back)")
+            sent += queued
 
     def _keep_drops(self, port_name: str, chunk: Batch, result: Any) -> None:
         """Copies of the frames no pool got, with their drop reason codes (for the drops capture)."""
@@ -267,22 +309,19 @@ def run(
     else:
         specs = sc.traffic
     t1 = time.perf_counter()
-    batches = [(s.port, traffic_batch(s, sc.seed + i)) for i, s in enumerate(specs)]
+    batches = [(s.port, s.vf, traffic_batch(s, sc.seed + i)) for i, s in enumerate(specs)]
     t_traffic = time.perf_counter() - t1
-    total = sum(len(b) for _, b in batches)
+    total = sum(len(b) for _, _, b in batches)
     done = 0
-    kept: dict[tuple[str, int], list[Batch]] = {}
     t2 = time.perf_counter()
-    for port_name, batch in batches:
 
-        def step(k: int) -> None:
-            nonlocal done
-            done += k
-            if progress is not None:
-                progress(done, total)
+    def step(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(done, total)
 
-        for key, frames in built.offer(port_name, batch, keep_frames, step).items():
-            kept.setdefault(key, []).extend(frames)
+    kept = built.offer_all([Stream(p, vf, b) for p, vf, b in batches], keep_frames, step)
     t_run = time.perf_counter() - t2
     report = _report(built, total, {"build_s": t_build, "traffic_s": t_traffic, "datapath_s": t_run})
     return report, built, kept

@@ -89,6 +89,7 @@ class TrafficSpec:
     pcap: str | None = None
     generator: dict[str, Any] | None = None
     repeat: int = 1
+    vf: int | None = None  # None: the frames arrive on the port's wire; N: VF N's guest sends them
 
 
 @dataclass
@@ -241,8 +242,8 @@ def _parse_vm(ctx: _Ctx, key: str, raw: Any) -> VmSpec:
 
 
 def _parse_traffic(ctx: _Ctx, key: str, raw: Any) -> TrafficSpec:
-    t = _take(ctx, raw, key, {"port": _str, "pcap": _str, "generator": _table, "repeat": _int(1, 1 << 20)},
-              required=("port",))  # fmt: skip
+    t = _take(ctx, raw, key, {"port": _str, "pcap": _str, "generator": _table, "repeat": _int(1, 1 << 20),
+                              "vf": _int(0, R.MAX_VFS - 1)}, required=("port",))  # fmt: skip
     if ("pcap" in t) == ("generator" in t):
         raise ctx.fail(key, "needs exactly one of pcap or generator")
     if "pcap" in t:
@@ -281,6 +282,13 @@ def _cross_check(ctx: _Ctx, sc: Scenario) -> None:
     for i, t in enumerate(sc.traffic):
         if t.port not in ports:
             raise ctx.fail(f"traffic[{i}].port", f"{t.port!r} is not a port (allowed: {', '.join(ports)})")
+        if t.vf is not None and (t.port, t.vf) not in seen:
+            assigned = sorted(vf for port, vf in seen if port == t.port)
+            raise ctx.fail(
+                f"traffic[{i}].vf",
+                f"{t.vf} is not allowed: the sender must be a VF assigned to a VM "
+                f"(assigned on {t.port}: {', '.join(map(str, assigned)) or 'none'})",
+            )
 
 
 def load(path: str | Path) -> Scenario:

@@ -43,7 +43,12 @@ def test_default_run_json_validates_against_the_documented_schema(default_doc: d
 def test_default_run_counters_add_up(default_doc: dict) -> None:
     port = default_doc["ports"]["eth0"]
     assert default_doc["conserved"] is True
-    assert port["rx_frames_in"] == default_doc["frames_offered"] == 200_000
+    # 200,000 frames arrive on the wire; VF 2 sends 20,000 and VF 0 tries 2,000 forged ones
+    assert port["rx_frames_in"] == 200_000
+    assert port["tx_packets"] + port["tx_dropped"] == 22_000
+    assert default_doc["frames_offered"] == 222_000
+    assert port["tx_spoofed"] == 2_000 == default_doc["vfs"][0]["stats"]["tx_spoofed"]
+    assert port["tx_local_packets"] > 0 and port["tx_wire_packets"] > 0, "VEB and wire both used"
     vf_rx = sum(v["stats"]["rx_packets"] for v in default_doc["vfs"])
     # every delivered copy went to a VF or to the PF's own pool, and nothing else
     assert 0 < vf_rx <= port["rx_pool_copies"] - port["rx_no_dma_resources"] - port["rx_dma_faults"]

@@ -81,3 +81,17 @@ def test_two_vms_cannot_share_a_vf() -> None:
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(ScenarioError, match="cannot read"):
         load(tmp_path / "nope.toml")
+
+
+def test_a_sending_vf_must_be_assigned_to_a_vm() -> None:
+    text = GOOD + """
+[[traffic]]
+port = "eth0"
+vf = 0
+  [traffic.generator]
+  frames = 10
+"""
+    with pytest.raises(ScenarioError, match=r"traffic\[1\]\.vf: 0 is not allowed.*assigned on eth0: 1"):
+        parse(text, "s.toml")
+    sc = parse(text.replace("vf = 0\n  [traffic", "vf = 1\n  [traffic"), "s.toml")
+    assert sc.traffic[1].vf == 1 and sc.traffic[0].vf is None
