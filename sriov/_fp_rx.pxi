@@ -147,6 +147,12 @@ cdef struct QState:
     const uint64_t* buf_size
     uint64_t nbuf
     uint8_t* ring_host      # the whole ring when it is mapped writable in one host buffer, else NULL
+    # buffer window: guest addresses [win_lo, win_lo + win_len) known to map writable onto one
+    # contiguous stretch of one host buffer starting at win_host (win_len 0: none yet); found on
+    # a miss, valid for the batch like ring_host
+    uint64_t win_lo
+    uint64_t win_len
+    uint8_t* win_host
     # this pool's counts of the current RxKernel._run, added to the pool counters once at its end
     uint64_t n_copies
     uint64_t n_packets
@@ -298,6 +304,42 @@ cdef uint8_t* _ring_host(const QState* qs) noexcept nogil:
     return p0
 
 
+cdef enum:
+    _WIN_PAGES = 32   # pages a buffer window may span (128 KiB: 64 buffers of 2 KiB)
+
+
+cdef int _find_window(QState* qs, uint64_t addr) noexcept nogil:
+    """Set the queue's buffer window to the run of whole pages from ``addr``'s page on that map
+    writable and contiguously into one host buffer (at most _WIN_PAGES); 0 if there is one."""
+    cdef uint64_t page = addr >> _PAGE_SHIFT, pte, bid, off0, n = 0
+    qs.win_len = 0
+    if page >= qs.npt:
+        return -1
+    pte = qs.pt[page]
+    bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
+    off0 = pte & _PTE_OFFSET_MASK
+    if bid >= qs.nbuf:
+        return -1
+    while n < _WIN_PAGES and page + n < qs.npt:
+        pte = qs.pt[page + n]
+        if (not pte & _PTE_VALID or not pte & _PTE_WRITABLE
+                or ((pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK) != bid
+                or (pte & _PTE_OFFSET_MASK) != off0 + (n << _PAGE_SHIFT)
+                or off0 + ((n + 1) << _PAGE_SHIFT) > qs.buf_size[bid]):
+            break
+        n += 1
+    if n == 0:
+        return -1
+    qs.win_lo = page << _PAGE_SHIFT
+    qs.win_len = n << _PAGE_SHIFT
+    qs.win_host = <uint8_t*><uintptr_t>(qs.buf_addr[bid] + off0)
+    return 0
+
+
+cdef inline bint _in_window(const QState* qs, uint64_t addr, uint32_t n) noexcept nogil:
+    return addr >= qs.win_lo and n <= qs.win_len and addr - qs.win_lo <= qs.win_len - n
+
+
 cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
                            uint32_t tci, uint32_t* written) noexcept nogil:
     """The common delivery, small enough to inline: a ready queue whose ring is mapped, one
@@ -316,8 +358,11 @@ cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t
         return -1
     dp = qs.ring_host + <uint64_t>qs.head * 16
     addr = _ld64le(dp)
-    if (addr & _PAGE_MASK) + dlen > _PAGE_MASK + 1 or _xlate(qs, addr, dlen, &p) != 0:
+    # the buffer through the queue's window (no page walk), else a new window from its page;
+    # anything the window cannot vouch for goes to RxKernel._copy (faults included)
+    if not _in_window(qs, addr, dlen) and (_find_window(qs, addr) != 0 or not _in_window(qs, addr, dlen)):
         return -1
+    p = qs.win_host + (addr - qs.win_lo)
     _deliver(p, f, flen, strip, dlen)
     status = _STAT_DD | _STAT_EOP
     if tagged:
@@ -635,6 +680,8 @@ cdef class RxKernel:
             qs.pt, qs.npt, qs.domain = self.pf_pt, self.pf_npt, self.pf_dom
         qs.buf_addr, qs.buf_size, qs.nbuf = self.buf_addr, self.buf_size, self.nbuf
         qs.ring_host = _ring_host(qs)
+        qs.win_lo = qs.win_len = 0
+        qs.win_host = NULL
         qs.moved = False
         qs.state = _Q_READY
         return qs
