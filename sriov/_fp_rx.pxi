@@ -154,7 +154,7 @@ cdef struct QState:
     uint64_t win_len
     uint8_t* win_host
     # this pool's counts of the current RxKernel._run, added to the pool counters once at its end
-    uint64_t n_copies
+    uint64_t n_drops         # copies not delivered (rx_copies = n_packets + n_drops)
     uint64_t n_packets
     uint64_t n_bytes
     uint64_t n_mcast
@@ -372,7 +372,7 @@ cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t
     qs.head += 1
     if qs.head == qs.count:
         qs.head = 0
-    qs.moved = True
+    qs.moved = True  # (the transmit kernel's VEB flush reads it)
     qs.avail -= 1
     written[0] = dlen
     return DELIVERED
@@ -650,7 +650,7 @@ cdef class RxKernel:
         self.loaded[self.nloaded] = pool
         self.nloaded += 1
         qs.state = _Q_DISABLED
-        qs.n_copies = qs.n_packets = qs.n_bytes = qs.n_mcast = 0
+        qs.n_drops = qs.n_packets = qs.n_bytes = qs.n_mcast = 0
         q = <int>(pool * self.t.qpp) if self.t.vt else 0
         qs.q = q
         if q >= _MAX_QUEUES:
@@ -857,6 +857,25 @@ cdef class RxKernel:
             else:
                 broadcast = multicast = False
             got = 0
+            if pools & (pools - 1) == 0:
+                # one pool (unicast, most traffic): its copy delivered the common way, else the loop
+                pool = __builtin_ctzll(pools)
+                qs = &self.qs[pool]
+                if qs.state == _Q_UNLOADED:
+                    self._queue(pool)
+                if _copy_fast(qs, f, flen, plen, tagged, tci, &written) == DELIVERED:
+                    qs.n_packets += 1
+                    qs.n_bytes += written
+                    qs.n_mcast += multicast
+                    dlv[i] = pools
+                    rsn[i] = DELIVERED
+                    accepted += 1
+                    pc[_P_BYTES] += plen
+                    if broadcast:
+                        pc[_P_BCAST] += 1
+                    elif multicast:
+                        pc[_P_MCAST] += 1
+                    continue
             first = DELIVERED
             rem = pools
             while rem:
@@ -865,7 +884,6 @@ cdef class RxKernel:
                 qs = &self.qs[pool]
                 if qs.state == _Q_UNLOADED:
                     self._queue(pool)
-                qs.n_copies += 1
                 r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
                 if r < 0:
                     r = self._copy(qs, f, flen, plen, tagged, tci, &written)
@@ -875,6 +893,7 @@ cdef class RxKernel:
                     qs.n_bytes += written
                     qs.n_mcast += multicast
                     continue
+                qs.n_drops += 1
                 if r == NO_DMA_RESOURCES:
                     pc[_P_NODMA] += 1
                     pool_c[pool * npc + ps_dropped] += 1
@@ -908,8 +927,8 @@ cdef class RxKernel:
         for k in range(self.nloaded):
             pool = self.loaded[k]
             qs = &self.qs[pool]
-            pool_c[pool * npc + ps_copies] += qs.n_copies
-            pc[_P_COPIES] += qs.n_copies
+            pool_c[pool * npc + ps_copies] += qs.n_packets + qs.n_drops
+            pc[_P_COPIES] += qs.n_packets + qs.n_drops
             if qs.state == _Q_READY and qs.moved:
                 qs.blk[_QW_RDH] = qs.head
                 qframes[qs.q] += <uint32_t>qs.n_packets
