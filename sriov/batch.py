@@ -15,6 +15,18 @@ import numpy as np
 from sriov.errors import ConfigError
 
 
+def require_arrays(*checks: tuple[str, object, type]) -> None:
+    """Raise ConfigError unless each ``(name, array, dtype)`` is a C-contiguous 1-D numpy array of dtype."""
+    for name, arr, dtype in checks:
+        if (
+            not isinstance(arr, np.ndarray)
+            or arr.dtype != dtype
+            or arr.ndim != 1
+            or not arr.flags.c_contiguous
+        ):
+            raise ConfigError(f"{name} must be a C-contiguous 1-D numpy {np.dtype(dtype).name} array")
+
+
 class Batch:
     """Frames in one buffer: ``data`` uint8, ``offsets`` int64, ``lengths`` uint32, ``timestamps_ns`` int64.
 
@@ -43,17 +55,12 @@ class Batch:
             self._validate()
 
     def _validate(self) -> None:
-        checks = (
-            ("data", self.data, np.uint8),
-            ("offsets", self.offsets, np.int64),
-            ("lengths", self.lengths, np.uint32),
-            ("timestamps_ns", self.timestamps_ns, np.int64),
+        require_arrays(
+            ("Batch.data", self.data, np.uint8),
+            ("Batch.offsets", self.offsets, np.int64),
+            ("Batch.lengths", self.lengths, np.uint32),
+            ("Batch.timestamps_ns", self.timestamps_ns, np.int64),
         )
-        for name, arr, dtype in checks:
-            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or arr.ndim != 1:
-                raise ConfigError(f"Batch.{name} must be a 1-D numpy {np.dtype(dtype).name} array")
-            if not arr.flags.c_contiguous:
-                raise ConfigError(f"Batch.{name} must be C-contiguous")
         n = len(self.offsets)
         if len(self.lengths) != n or len(self.timestamps_ns) != n:
             raise ConfigError(

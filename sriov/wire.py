@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sriov import kernels
-from sriov.batch import Batch
+from sriov.batch import Batch, require_arrays
 from sriov.errors import ConfigError
 from sriov.hw import counters as C
 from sriov.hw import regs as R
@@ -161,19 +161,12 @@ class Wire(WireTx):
         n = len(offsets) if isinstance(offsets, np.ndarray) else 0
         if timestamps_ns is None:
             timestamps_ns = np.zeros(n, np.int64)
-        for name, arr, dtype in (
+        require_arrays(
             ("data", data, np.uint8),
             ("offsets", offsets, np.int64),
             ("lengths", lengths, np.uint32),
             ("timestamps_ns", timestamps_ns, np.int64),
-        ):
-            if (
-                not isinstance(arr, np.ndarray)
-                or arr.dtype != dtype
-                or arr.ndim != 1
-                or not arr.flags.c_contiguous
-            ):
-                raise ConfigError(f"{name} must be a C-contiguous 1-D numpy {np.dtype(dtype).name} array")
+        )
         kernel = self.implementation.RxKernel(self.device)
         arrays = (
             data,

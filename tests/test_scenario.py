@@ -84,13 +84,16 @@ def test_missing_file(tmp_path) -> None:
 
 
 def test_a_sending_vf_must_be_assigned_to_a_vm() -> None:
-    text = GOOD + """
+    text = (
+        GOOD
+        + """
 [[traffic]]
 port = "eth0"
 vf = 0
   [traffic.generator]
   frames = 10
 """
+    )
     with pytest.raises(ScenarioError, match=r"traffic\[1\]\.vf: 0 is not allowed.*assigned on eth0: 1"):
         parse(text, "s.toml")
     sc = parse(text.replace("vf = 0\n  [traffic", "vf = 1\n  [traffic"), "s.toml")

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sriov.batch import require_arrays
 from sriov.errors import ConfigError
 from sriov.golden.filters import mac_key
 from sriov.golden.rx import _POOL_DROP_COUNTERS, DROP_COUNTERS, DropReason, deliver, select_pools
@@ -145,20 +146,13 @@ class _Dma:
 def check_output_arrays(data, offsets, lengths, timestamps, fill) -> None:
     """The wire output arrays: uint8 data, int64 offsets, uint32 lengths, int64 timestamps (one
     slot per frame, as many slots in each), int64 fill of >= 3 slots (frames, bytes, full flag)."""
-    for name, arr, dtype in (
+    require_arrays(
         ("data", data, np.uint8),
         ("offsets", offsets, np.int64),
         ("lengths", lengths, np.uint32),
         ("timestamps", timestamps, np.int64),
         ("fill", fill, np.int64),
-    ):
-        if (
-            not isinstance(arr, np.ndarray)
-            or arr.dtype != dtype
-            or arr.ndim != 1
-            or not arr.flags.c_contiguous
-        ):
-            raise ConfigError(f"{name} must be a C-contiguous 1-D numpy {np.dtype(dtype).name} array")
+    )
     if len(offsets) != len(lengths) or len(offsets) != len(timestamps):
         raise ConfigError(
             f"offsets, lengths and timestamps must have the same slots ({len(offsets)}, {len(lengths)}, "
