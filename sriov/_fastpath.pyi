@@ -17,6 +17,7 @@ class DropReason(enum.IntEnum):
     DMA_FAULT = 6
     QUEUE_DISABLED = 7
     MISSED = 8
+    LINK_DOWN = 9
 
 def mta_vectors(macs: npt.NDArray[np.uint8], mo: int, out: npt.NDArray[np.uint16]) -> None: ...
 def rar_lookup(

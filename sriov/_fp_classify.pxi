@@ -25,6 +25,7 @@ cpdef enum DropReason:
     DMA_FAULT = 6           # rx_dma_faults
     QUEUE_DISABLED = 7      # rx_queue_disabled
     MISSED = 8              # rx_missed_errors (pool: rx_dropped)
+    LINK_DOWN = 9           # rx_link_down: offered while the link was down (set by the Wire, not here)
 
 
 cdef extern from *:

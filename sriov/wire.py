@@ -104,6 +104,7 @@ class RxBurst:
             self.reasons,
         ) = arrays
         self.queue_frames: np.ndarray = kernel.queue_frames
+        self._device = wire.device
         self._notify = getattr(wire.device, "rx_queue_written", None)
         self._run = kernel.burst
         # A compiled kernel says whether the hook can change anything (`notify`: some queue it
@@ -112,6 +113,8 @@ class RxBurst:
 
     def __call__(self, n: int) -> int:
         """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool."""
+        if not self._device.link_up:
+            return self._wire._link_down(n, self.selected, self.delivered, self.reasons)
         accepted = self._run(n)
         if accepted and self._notify is not None and (self._always or self._kernel.notify):
             self._notify(self.queue_frames)
@@ -137,6 +140,9 @@ class Wire(WireTx):
         selected = np.zeros(n, np.uint64)
         delivered = np.zeros(n, np.uint64)
         reasons = np.zeros(n, np.uint8)
+        if not self.device.link_up:
+            self._link_down(n, selected, delivered, reasons)
+            return RxResult(selected, delivered, reasons, np.zeros_like(self._kernel.queue_frames))
         kernel = self._kernel
         accepted = kernel.receive(
             batch.data, batch.offsets, batch.lengths, batch.timestamps_ns, selected, delivered, reasons
@@ -144,6 +150,20 @@ class Wire(WireTx):
         queue_frames = kernel.queue_frames.copy()
         self._after_burst(accepted, kernel.queue_frames)
         return RxResult(selected, delivered, reasons, queue_frames)
+
+    def _link_down(self, n: int, selected: np.ndarray, delivered: np.ndarray, reasons: np.ndarray) -> int:
+        """No carrier, no frames: ``n`` frames offered while the link is down never enter the port.
+
+        Their verdict is LINK_DOWN and they are counted in ``rx_link_down`` (not in rx_frames_in);
+        nothing else changes. Returns 0 (frames delivered).
+        """
+        if n < 0 or n > len(reasons):
+            raise ConfigError(f"burst of {n} frames: allowed 0..{len(reasons)} (the bound arrays)")
+        selected[:n] = 0
+        delivered[:n] = 0
+        reasons[:n] = DropReason.LINK_DOWN
+        self.device.state.port_counters[C.PORT["rx_link_down"]] += n
+        return 0
 
     def bind_burst(
         self,

@@ -64,6 +64,7 @@ class DropReason(enum.IntEnum):
     DMA_FAULT = 6  # rx_dma_faults: ring or buffer address not mapped / not writable
     QUEUE_DISABLED = 7  # rx_queue_disabled: RXDCTL.ENABLE clear (or no such queue)
     MISSED = 8  # rx_missed_errors: no descriptor and drop enable off
+    LINK_DOWN = 9  # rx_link_down: offered while the port's link was down; it never entered the port
 
 
 #: The port counter each drop reason increments (one counter per reason).
@@ -76,6 +77,7 @@ DROP_COUNTERS = {
     DropReason.DMA_FAULT: "rx_dma_faults",
     DropReason.QUEUE_DISABLED: "rx_queue_disabled",
     DropReason.MISSED: "rx_missed_errors",
+    DropReason.LINK_DOWN: "rx_link_down",
 }
 # and the pool counter for the per-copy reasons
 _POOL_DROP_COUNTERS = {

@@ -41,6 +41,9 @@ PORT_COUNTERS = (
     "tx_flooded",  # forwarded both to local pools (VEB) and to the wire (broadcast/multicast)
     "tx_local_copies",  # copies the VEB made for local pools (each counted as rx_copies of that pool)
     "tx_ring_faults",  # IOMMU faults on descriptor fetch / head write-back (the queue waits; no frame)
+    # frames offered to the wire while the link was down: they never entered the port, so they are
+    # not in rx_frames_in (the Wire counts them; offered = rx_frames_in + rx_link_down)
+    "rx_link_down",
 )
 
 # Per pool (the pool of VF n is n; the PF's pool is num_vfs).
