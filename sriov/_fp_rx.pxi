@@ -1045,10 +1045,7 @@ cdef class RxRingCore:
 
     cpdef bint tail_store(self, uint32_t value):
         """Write the tail through the bound slot; False (nothing written) when unbound or stale."""
-        if self.t_bound and self.t_regs[self.t_guard_word] == self.t_guard:
-            self.t_regs[self.t_word] = value
-            return True
-        return False
+        return self._tail(value)
 
     def cycle(self, Py_ssize_t ntu, Py_ssize_t ntc, Py_ssize_t budget):
         """One driver poll: re-post the buffers before ``ntc`` (from ``ntu``), write the tail through
@@ -1056,36 +1053,79 @@ cdef class RxRingCore:
         descriptors used, wrapping frame or -1)``; ``tail_unwritten``: the tail moved but the slot is
         unbound or its guard failed, so the caller writes it (``fn.write32``)."""
         cdef Py_ssize_t count = self.count, stop, frames, used = 0, wrap = -1
+        cdef uint64_t nbytes = 0
         cdef bint unwritten = False
         if not (0 <= ntu < count and 0 <= ntc < count):
             raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
         if budget < 0:
             raise _ConfigError(f"negative budget {budget}")
         stop = ntc - 1 if ntc > 0 else count - 1
-        if stop != ntu:
-            ntu = self.repost(ntu, stop)
-            unwritten = not self.tail_store(<uint32_t>ntu)
-        frames = self._scan(ntc, budget, &used, &wrap)
+        # one GIL release for the whole poll: with several threads polling, each release is a
+        # chance for the GIL to change hands, and a hand-over costs more than this work
+        with nogil:
+            if stop != ntu:
+                ntu = self._repost(ntu, stop)
+                unwritten = not self._tail(<uint32_t>ntu)
+            frames = self._scan_nogil(ntc, budget, &used, &wrap, &nbytes)
+        self.last_bytes = nbytes
         return ntu, unwritten, frames, used, wrap
+
+    def recycle(self, Py_ssize_t ntu, Py_ssize_t ntc, Py_ssize_t budget):
+        """A driver that drops everything (XDP_DROP-style): re-post the buffers before ``ntc``,
+        scan from ``ntc`` (at most ``budget`` frames), re-post the buffers of the frames just
+        taken, write the tail once. Same result as `cycle` followed by ``repost`` up to the new
+        next_to_clean and a tail write. Returns ``(next_to_use, tail_unwritten, frames, descriptors
+        used, wrapping frame or -1)``."""
+        cdef Py_ssize_t count = self.count, stop, frames, used = 0, wrap = -1, start = ntu
+        cdef uint64_t nbytes = 0
+        cdef bint unwritten = False
+        if not (0 <= ntu < count and 0 <= ntc < count):
+            raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        if budget < 0:
+            raise _ConfigError(f"negative budget {budget}")
+        with nogil:
+            stop = ntc - 1 if ntc > 0 else count - 1
+            if stop != ntu:
+                ntu = self._repost(ntu, stop)
+            frames = self._scan_nogil(ntc, budget, &used, &wrap, &nbytes)
+            ntc = (ntc + used) % count
+            stop = ntc - 1 if ntc > 0 else count - 1
+            if stop != ntu:
+                ntu = self._repost(ntu, stop)
+            if ntu != start:
+                unwritten = not self._tail(<uint32_t>ntu)
+        self.last_bytes = nbytes
+        return ntu, unwritten, frames, used, wrap
+
+    cdef inline bint _tail(self, uint32_t value) noexcept nogil:
+        if self.t_bound and self.t_regs[self.t_guard_word] == self.t_guard:
+            self.t_regs[self.t_word] = value
+            return True
+        return False
+
+    cdef Py_ssize_t _repost(self, Py_ssize_t d, Py_ssize_t stop) noexcept nogil:
+        """`repost`'s loop (``d`` and ``stop`` already checked)."""
+        cdef Py_ssize_t count = self.count
+        cdef uint64_t addr
+        while d != stop:
+            addr = self.bufs[d]
+            self.ring[d, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
+            self.ring[d, 1] = <uint32_t>(addr >> 32)
+            self.ring[d, 2] = 0
+            self.ring[d, 3] = 0
+            d += 1
+            if d == count:
+                d = 0
+        return stop
 
     cpdef Py_ssize_t repost(self, Py_ssize_t start, Py_ssize_t stop) except -1:
         """Post descriptors ``start .. stop-1`` in ring order (read format: packet address = the
         buffer, header address 0, which clears DD); returns ``stop`` (the new next_to_use)."""
-        cdef Py_ssize_t count = self.count, d
-        cdef uint64_t addr
+        cdef Py_ssize_t count = self.count
         if not (0 <= start < count and 0 <= stop < count):
             raise _ConfigError(f"repost({start}, {stop}) outside the {count}-descriptor ring")
         with nogil:
-            d = start
-            while d != stop:
-                addr = self.bufs[d]
-                self.ring[d, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
-                self.ring[d, 1] = <uint32_t>(addr >> 32)
-                self.ring[d, 2] = 0
-                self.ring[d, 3] = 0
-                d += 1
-                if d == count:
-                    d = 0
+            self._repost(start, stop)
         return stop
 
     def harvest(self, Py_ssize_t ntc, Py_ssize_t budget):
@@ -1099,35 +1139,43 @@ cdef class RxRingCore:
     cdef Py_ssize_t _scan(self, Py_ssize_t ntc, Py_ssize_t budget, Py_ssize_t* used_out,
                           Py_ssize_t* wrap_out) noexcept:
         """The scan of `harvest` (``ntc`` and ``budget`` already checked); sets ``last_bytes``."""
+        cdef Py_ssize_t frames
+        cdef uint64_t nbytes = 0
+        with nogil:
+            frames = self._scan_nogil(ntc, budget, used_out, wrap_out, &nbytes)
+        self.last_bytes = nbytes
+        return frames
+
+    cdef Py_ssize_t _scan_nogil(self, Py_ssize_t ntc, Py_ssize_t budget, Py_ssize_t* used_out,
+                                Py_ssize_t* wrap_out, uint64_t* nbytes_out) noexcept nogil:
         cdef Py_ssize_t count = self.count
         cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
         cdef uint32_t status, total = 0
         cdef uint64_t nbytes = 0
         if budget > count:
             budget = count
-        with nogil:
-            d = ntc
-            while frames < budget and scanned < count - 1:
-                status = self.ring[d, 2]
-                if not status & _STAT_DD:
-                    break
-                total += self.ring[d, 3] & 0xFFFF
-                scanned += 1
-                if status & _STAT_EOP:
-                    self.offsets[frames] = <int64_t>self.bufs[first]
-                    self.lengths[frames] = total
-                    self.vlans[frames] = <uint16_t>(self.ring[d, 3] >> 16) if status & _STAT_VP else 0
-                    if d < first:
-                        wrap = frames
-                    frames += 1
-                    used = scanned
-                    nbytes += total
-                    total = 0
-                    first = d + 1 if d + 1 < count else 0
-                d += 1
-                if d == count:
-                    d = 0
-        self.last_bytes = nbytes
+        d = ntc
+        while frames < budget and scanned < count - 1:
+            status = self.ring[d, 2]
+            if not status & _STAT_DD:
+                break
+            total += self.ring[d, 3] & 0xFFFF
+            scanned += 1
+            if status & _STAT_EOP:
+                self.offsets[frames] = <int64_t>self.bufs[first]
+                self.lengths[frames] = total
+                self.vlans[frames] = <uint16_t>(self.ring[d, 3] >> 16) if status & _STAT_VP else 0
+                if d < first:
+                    wrap = frames
+                frames += 1
+                used = scanned
+                nbytes += total
+                total = 0
+                first = d + 1 if d + 1 < count else 0
+            d += 1
+            if d == count:
+                d = 0
+        nbytes_out[0] = nbytes
         used_out[0] = used
         wrap_out[0] = wrap
         return frames

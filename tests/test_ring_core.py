@@ -157,7 +157,7 @@ def test_receive_tails_are_plain_and_side_effect_registers_are_not() -> None:
     bound=st.booleans(),
     ops=st.lists(
         st.tuples(
-            st.sampled_from(["cycle", "cycle", "guard", "store"]),
+            st.sampled_from(["cycle", "cycle", "recycle", "guard", "store"]),
             st.integers(0, 17),
             st.integers(0, 17),
             st.integers(-2, 20),
@@ -166,7 +166,7 @@ def test_receive_tails_are_plain_and_side_effect_registers_are_not() -> None:
     ),
 )
 def test_compiled_and_golden_poll_cycles_agree(count, words, bound, ops) -> None:
-    """`cycle` (re-post, tail through the guarded slot, scan) and `tail_store`, both twins."""
+    """`cycle` (re-post, tail through the guarded slot, scan), `recycle` and `tail_store`, both twins."""
     worlds = []
     for mod in (_fastpath, golden):
         ring, bufs = _ring(count, words)
@@ -181,6 +181,8 @@ def test_compiled_and_golden_poll_cycles_agree(count, words, bound, ops) -> None
             try:
                 if kind == "cycle":
                     results.append(core.cycle(a, b, c))
+                elif kind == "recycle":
+                    results.append((core.recycle(a, b, c), core.last_bytes))
                 elif kind == "guard":
                     regs[5] = a % 2  # the guard register changes (a VF's queue window moved)
                     results.append(None)
@@ -196,3 +198,37 @@ def test_compiled_and_golden_poll_cycles_agree(count, words, bound, ops) -> None
     if bound:
         with pytest.raises(ConfigError):
             worlds[0][0].bind_tail(worlds[0][2], 8, 0, 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.sampled_from([2, 8, 16]),
+    words=st.lists(DESC, max_size=16),
+    ntu=st.integers(0, 15),
+    ntc=st.integers(0, 15),
+    budget=st.integers(0, 20),
+)
+def test_recycle_is_cycle_then_repost_to_the_new_next_to_clean(count, words, ntu, ntc, budget) -> None:
+    """`recycle` (the discarding driver's one call) leaves the ring, outputs and tail as `cycle`
+    followed by a re-post up to the new next_to_clean and a tail write do."""
+    ntu, ntc = ntu % count, ntc % count
+    worlds = []
+    for _ in range(2):
+        ring, bufs = _ring(count, words)
+        regs = np.zeros(8, np.uint32)
+        outs = (np.zeros(count, np.int64), np.zeros(count, np.uint32), np.zeros(count, np.uint16))
+        core = _fastpath.RxRingCore(ring, bufs, *outs)
+        core.bind_tail(regs, 3, 5, 0)
+        worlds.append((core, ring, regs, outs))
+    one, two = worlds
+    got = one[0].recycle(ntu, ntc, budget)
+    u, _, frames, used, wrap = two[0].cycle(ntu, ntc, budget)
+    stop = (ntc + used - 1) % count
+    if stop != u:
+        u = two[0].repost(u, stop)
+        two[0].tail_store(u)
+    assert got == (u, False, frames, used, wrap)
+    assert one[0].last_bytes == two[0].last_bytes
+    assert np.array_equal(one[1], two[1]) and np.array_equal(one[2], two[2])
+    for x, y in zip(one[3], two[3], strict=True):
+        assert np.array_equal(x, y)

@@ -224,10 +224,19 @@ class RxRing:
         everything, XDP_DROP-style); returns how many frames there were."""
         if not self.running:
             return 0
-        self.release()
-        frames, _ = self._harvest(self.count - 1 if budget is None else budget)
+        # release + scan + release as one compiled call (one GIL release, one tail write)
+        self._ntu, unwritten, frames, used, wrap = self._core.recycle(
+            self._ntu, self._ntc, self.count - 1 if budget is None else budget
+        )
+        if unwritten:
+            self.fn.write32(self._regs[4], self._ntu)
+            self._bind_tail()
+        if wrap >= 0:
+            self._took(used, wrap)
+        else:
+            self._ntc = (self._ntc + used) % self.count
+        self.last_bytes = self._core.last_bytes
         self.frames += frames
-        self.release()
         return frames
 
     def _harvest(self, budget: int) -> tuple[int, int]:

@@ -539,6 +539,25 @@ class RxRingCore:
         frames, used, wrap = self.harvest(ntc, budget)
         return ntu, unwritten, frames, used, wrap
 
+    def recycle(self, ntu: int, ntc: int, budget: int) -> tuple[int, bool, int, int, int]:
+        """Drop everything (XDP_DROP-style): re-post the buffers before ``ntc``, harvest from
+        ``ntc``, re-post the buffers of the frames taken, write the tail once (when it moved).
+        Returns ``(next_to_use, tail_unwritten, frames, used, wrap)`` as `cycle` does."""
+        count = self.count
+        if not (0 <= ntu < count and 0 <= ntc < count):
+            raise ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        if budget < 0:
+            raise ConfigError(f"negative budget {budget}")
+        start = ntu
+        if (ntc - 1) % count != ntu:
+            ntu = self.repost(ntu, (ntc - 1) % count)
+        frames, used, wrap = self.harvest(ntc, budget)
+        stop = (ntc + used - 1) % count
+        if stop != ntu:
+            ntu = self.repost(ntu, stop)
+        unwritten = ntu != start and not self.tail_store(ntu)
+        return ntu, unwritten, frames, used, wrap
+
     def repost(self, start: int, stop: int) -> int:
         """Post descriptors ``start .. stop-1`` in ring order: packet address = the buffer, header
         address 0 (clears DD). Returns ``stop``, the new next_to_use."""
