@@ -34,11 +34,7 @@ def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
     if keys:
         ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
-    path = out / "throughput.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(plt, fig, out / "throughput.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     reasons = sorted(report.drops_by_reason.items(), key=lambda kv: -kv[1])
@@ -46,11 +42,7 @@ def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
     ax.set_xlabel("frames (or pool copies) dropped")
     ax.set_title(f"{report.scenario}: drops by reason")
     ax.grid(alpha=0.3, axis="x")
-    path = out / "drops.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(plt, fig, out / "drops.png"))
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for key in keys:
@@ -62,12 +54,15 @@ def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
     if keys:
         ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
-    path = out / "interrupts.png"
+    written.append(_save(plt, fig, out / "interrupts.png"))
+    return written
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    written.append(path)
-    return written
+    return path
 
 
 def _rates(

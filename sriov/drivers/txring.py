@@ -26,11 +26,11 @@ import numpy as np
 
 from sriov import kernels
 from sriov.batch import Batch
+from sriov.drivers.ring_args import check_ring_args
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
 from sriov.memory import GuestMemory
 
-MIN_RING = R.REQ_RX_DESCRIPTOR_MULTIPLE  # small rings are allowed for tests; ixgbevf uses 64..4096
 DEFAULT_TXD = 1024  # IXGBEVF_DEFAULT_TXD
 
 
@@ -50,16 +50,7 @@ class TxRing:
         """``fn``: the PCI function whose BAR programs the queue; ``queue``: the function's queue
         index (VF queue q for a VF, the PF queue index for the PF). ``start``: run `up` now.
         ``implementation``: the kernels module whose ``tx_fill``/``tx_clean`` do the per-frame work."""
-        if not isinstance(count, int) or not MIN_RING <= count <= R.MAX_RXD or count % MIN_RING:
-            raise ConfigError(
-                f"ring size must be a multiple of {MIN_RING} in {MIN_RING}..{R.MAX_RXD}, got {count!r}"
-            )
-        if not isinstance(buffer_size, int) or buffer_size % 1024 or not 1024 <= buffer_size <= 16384:
-            raise ConfigError(f"buffer size must be a multiple of 1024 in 1024..16384, got {buffer_size!r}")
-        self.is_vf = getattr(fn, "device_id", None) == R.DEV_ID_82599_VF
-        limit = R.VF_MAX_QUEUES if self.is_vf else R.MAX_QUEUES
-        if not isinstance(queue, int) or not 0 <= queue < limit:
-            raise ConfigError(f"queue must be in 0..{limit - 1} for {getattr(fn, 'name', fn)}, got {queue!r}")
+        self.is_vf = check_ring_args(fn, queue, count, buffer_size)
         self.fn = fn
         self.memory = memory
         self.queue = queue

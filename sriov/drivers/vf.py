@@ -14,9 +14,10 @@ administrator changed trust or state) makes the driver reset and replay its conf
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -146,8 +147,7 @@ class VfNic:
         If the PF is not up the reset fails: the driver still binds (with a random MAC),
         but `up` will refuse until the PF is up.
         """
-        self._busy += 1
-        try:
+        with self._busy_section():
             if not self._reset_hw():
                 self._log("PF still in reset state.  Is the PF interface up?")
             else:
@@ -162,8 +162,6 @@ class VfNic:
             if not self.adapter_stopped:
                 self._get_queues()
             self.last_reset = self.clock.now
-        finally:
-            self._busy -= 1
 
     def _random_mac(self) -> bytes:
         """``eth_random_addr``: random, locally administered, unicast (seeded: deterministic)."""
@@ -275,8 +273,7 @@ class VfNic:
         """
         if self.is_up:
             return
-        self._busy += 1
-        try:
+        with self._busy_section():
             if self.adapter_stopped:
                 self._reset()
                 if self.adapter_stopped:
@@ -287,8 +284,6 @@ class VfNic:
                     )
             self._configure()
             self._up_complete()
-        finally:
-            self._busy -= 1
 
     def _configure(self) -> None:
         self._get_queues()
@@ -349,11 +344,8 @@ class VfNic:
         """``ixgbevf_close``: stop queues and interrupts, then reset the function."""
         if not self.is_up:
             return
-        self._busy += 1
-        try:
+        with self._busy_section():
             self._down()
-        finally:
-            self._busy -= 1
 
     def _down(self) -> None:
         self.is_up = False
@@ -369,21 +361,19 @@ class VfNic:
 
     def _reinit(self) -> None:
         """``ixgbevf_reinit_locked``: down (with reset) and up, replaying the configuration."""
-        self._busy += 1
-        try:
-            self.counters["link_changes"] += int(self._link_up)
-            self.is_up = False
-            self._link_up = False
-            self.function.write32(R.VTEIMC, IXGBE_VF_IRQ_CLEAR_MASK)
-            self._reset()
-            self._configure()
-            self._up_complete()
-        except MailboxError as exc:
-            self._log(f"reinit: {exc}")
-            self.is_up = True
-            self._start_timer()
-        finally:
-            self._busy -= 1
+        with self._busy_section():
+            try:
+                self.counters["link_changes"] += int(self._link_up)
+                self.is_up = False
+                self._link_up = False
+                self.function.write32(R.VTEIMC, IXGBE_VF_IRQ_CLEAR_MASK)
+                self._reset()
+                self._configure()
+                self._up_complete()
+            except MailboxError as exc:
+                self._log(f"reinit: {exc}")
+                self.is_up = True
+                self._start_timer()
 
     # ==========================================================================================
     # interrupts, the service task and link detection (spec §4.4)
@@ -442,11 +432,8 @@ class VfNic:
             # makes the PF answer with another FAILURE: an interrupt ping-pong with the
             # same outcome. The model waits the hold-off out quietly instead.
             return
-        self._busy += 1
-        try:
+        with self._busy_section():
             self._update_link()
-        finally:
-            self._busy -= 1
 
     def _update_link(self) -> None:
         err, link = self._check_link()
@@ -503,6 +490,15 @@ class VfNic:
 
     # ==========================================================================================
     # configuration messages
+    @contextlib.contextmanager
+    def _busy_section(self) -> Iterator[None]:
+        """The driver is inside a mailbox exchange (ixgbevf holds mbx_lock): the watchdog waits."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+
     def _require_pf(self) -> None:
         if self.adapter_stopped:
             raise DriverStateError(
@@ -602,11 +598,8 @@ class VfNic:
         if not M.is_valid_ether_addr(new):
             raise ConfigError(f"{self.name}: {M.format_mac(new)} is not a valid unicast MAC")
         self._require_pf()
-        self._busy += 1
-        try:
+        with self._busy_section():
             self._send_mac(new)
-        finally:
-            self._busy -= 1
         self.perm_addr = new  # kept across resets, as ixgbevf does
 
     def add_vlan(self, vid: int) -> None:
@@ -616,11 +609,8 @@ class VfNic:
         if vid in self.vlans:
             return
         if not self.adapter_stopped:
-            self._busy += 1
-            try:
+            with self._busy_section():
                 self._send_vlan(vid, True)
-            finally:
-                self._busy -= 1
         self.vlans.append(vid)
 
     def remove_vlan(self, vid: int) -> None:
@@ -629,11 +619,8 @@ class VfNic:
             raise ConfigError(f"{self.name}: VLAN {vid!r} is not configured (configured: {self.vlans})")
         self.vlans.remove(vid)
         if not self.adapter_stopped:
-            self._busy += 1
-            try:
+            with self._busy_section():
                 self._send_vlan(vid, False)
-            finally:
-                self._busy -= 1
 
     def set_mtu(self, mtu: int) -> None:
         """``ip link set dev ethX mtu M``: SET_LPE with mtu + 18, then reinit if running."""
@@ -646,11 +633,8 @@ class VfNic:
         if mtu == self.mtu:
             return
         if not self.adapter_stopped:
-            self._busy += 1
-            try:
+            with self._busy_section():
                 self._send_lpe(mtu)
-            finally:
-                self._busy -= 1
         self.mtu = mtu
         if self.is_up:
             self._reinit()
@@ -663,11 +647,8 @@ class VfNic:
                 raise ConfigError(f"{self.name}: {M.format_mac(mac)} is not a multicast address")
         self.mc_addrs = macs
         if self.is_up:
-            self._busy += 1
-            try:
+            with self._busy_section():
                 self._set_rx_mode_hw()
-            finally:
-                self._busy -= 1
 
     def set_unicast(self, addresses: Sequence[str | bytes]) -> None:
         """Extra unicast addresses (macvlan on top of the VF): SET_MACVLAN 1, 2, ... or 0."""
@@ -677,11 +658,8 @@ class VfNic:
                 raise ConfigError(f"{self.name}: {M.format_mac(mac)} is not a valid unicast MAC")
         self.uc_addrs = macs
         if self.is_up:
-            self._busy += 1
-            try:
+            with self._busy_section():
                 self._set_rx_mode_hw()
-            finally:
-                self._busy -= 1
 
     def set_rx_mode(self, promisc: bool = False, allmulti: bool = False) -> XcastMode | None:
         """IFF_PROMISC / IFF_ALLMULTI -> UPDATE_XCAST_MODE; returns the mode the PF applied.
@@ -693,11 +671,8 @@ class VfNic:
             raise ConfigError("promisc and allmulti must be True or False")
         self.promisc, self.allmulti = promisc, allmulti
         if self.is_up:
-            self._busy += 1
-            try:
+            with self._busy_section():
                 self._set_rx_mode_hw()
-            finally:
-                self._busy -= 1
         return self.xcast_mode
 
     def set_coalesce(self, rx_usecs: int) -> None:
