@@ -1,8 +1,9 @@
 """The driver side of a transmit queue: descriptor ring and buffers in guest memory.
 
 `TxRing` is what ixgbevf's ``ixgbevf_ring`` is for one TX queue, and serves the PF driver too
-(host memory, PF BAR registers). It talks to the device only through ``fn.write32`` and the ring
-in memory, as a real driver does:
+(host memory, PF BAR registers). It talks to the device through ``fn.write32`` (the tail write
+through the store the device names for it, see ``_doorbell``) and the ring in memory, as a real
+driver does:
 
 * ``up()``: ring (``count`` x 16-byte advanced descriptors, 128-byte aligned) and one
   ``buffer_size`` buffer per descriptor allocated from the `GuestMemory`; the queue programmed
@@ -73,6 +74,7 @@ class TxRing:
         self.frames = 0  # frames queued
         self.completed = 0  # frames the hardware finished (DD seen)
         self.tx_busy = 0  # transmit calls stopped by a full ring
+        self._tail: tuple | None = None  # (regs, word, guard word, guard value, queue, device): see _doorbell
         if start:
             self.up()
 
@@ -141,10 +143,36 @@ class TxRing:
             self.tx_busy += 1
         if used:
             self._ntu = (self._ntu + used) % self.count
-            self.fn.write32(self._regs[4], self._ntu)  # the doorbell
+            self._doorbell(self._ntu)
             self.frames += frames
             self.clean()
         return frames
+
+    def _doorbell(self, value: int) -> None:
+        """TDT/VFTDT = ``value``: the device stores it and runs the port's transmit engine on the queue.
+
+        Once the device has said where the write lands (`tx_tail_register`), the same two effects
+        (the stored word, then ``device.tx_doorbell(queue)``) are done directly, for as long as the
+        device's guard holds (a VF's queue window moves with the queues per pool); otherwise, and
+        the first time, through ``fn.write32`` like every other register write."""
+        tail = self._tail
+        if tail is not None:
+            regs, word, guard_word, guard, queue, device = tail
+            if regs.item(guard_word) == guard:
+                regs[word] = value
+                bell = device.tx_doorbell
+                if bell is not None:
+                    bell(queue)
+                return
+        self.fn.write32(self._regs[4], value)
+        device = getattr(self.fn, "device", None)
+        where = getattr(device, "tx_tail_register", None)
+        found = where(self.fn, self._regs[4]) if where is not None else None
+        if found is None:
+            self._tail = None
+        else:
+            queue, word, guard_word, guard = found
+            self._tail = (device.regs, word, guard_word, guard, queue, device)
 
     def __repr__(self) -> str:
         return f"<TxRing {getattr(self.fn, 'name', '?')} q{self.queue} {self.count}x{self.buffer_size}>"

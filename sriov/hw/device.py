@@ -457,6 +457,33 @@ class Device82599:
             return None
         return where // WORD, gcr, guard
 
+    def tx_tail_register(self, fn: PciFunction, offset: int) -> tuple[int, int, int, int] | None:
+        """Where a transmit tail write (TDT / VFTDT) by ``fn`` at ``offset`` lands: ``(queue, word,
+        guard_word, guard_value)``: ``regs[word] = value`` followed by ``tx_doorbell(queue)`` is the
+        same write as ``fn.write32(offset, value)`` (for a valid 32-bit value) while ``regs[guard_word]
+        == guard_value`` (a VF's queue window moves with GCR_EXT's queues per pool). None when
+        ``offset`` is not a TX tail of ``fn``. A driver's fast path for its per-burst doorbell."""
+        offset = _check_access(offset, fn.bar_size)
+        gcr = R.GCR_EXT // WORD
+        guard = int(self.regs[gcr])
+        if fn is self.pf:
+            word = offset // WORD
+            if not self._pf_implemented[word]:
+                return None
+            where = self._pf_alias.get(word, word) * WORD
+        elif isinstance(fn, VfFunction) and fn.device is self:
+            if offset in (R.VFMAILBOX, R.VFCTRL) or offset in VfInterrupts.REGISTERS:
+                return None
+            kind, where = self._vf_window(fn.index, offset)
+            if kind != "pf":
+                return None
+        else:
+            return None
+        queue = _TDT_OFFSETS.get(where)
+        if queue is None:
+            return None
+        return queue, where // WORD, gcr, guard
+
     def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
         qpp = self.queues_per_pool()
         vfs = self.vfs
