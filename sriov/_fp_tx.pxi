@@ -181,6 +181,7 @@ cdef class TxKernel:
     cdef readonly bint rx_notify    # after a run: the device's RX hook (rx_queue_written) must run
     cdef int64_t arm_wait
     cdef readonly object tx_queue_frames
+    cdef readonly list tx_done      # after a run: the PF TX queues that completed frames, ascending
     cdef uint32_t[::1] _rxq
     cdef uint32_t[::1] _txq
     # the wire's output arrays
@@ -236,6 +237,7 @@ cdef class TxKernel:
         self.bound = False
         self.rx_notify = False
         self.arm_wait = _ARMED_HELD
+        self.tx_done = []
 
     def bind_output(self, uint8_t[::1] data not None, int64_t[::1] offsets not None,
                     uint32_t[::1] lengths not None, int64_t[::1] timestamps not None,
@@ -256,6 +258,7 @@ cdef class TxKernel:
         cdef int q
         cdef bint full = False
         cdef RxKernel rx = self.rx
+        cdef list done
         if not self.bound:
             raise _ConfigError("run() before bind_output(): bind the wire's output arrays first")
         if not (0 <= first <= last < _MAX_QUEUES):
@@ -292,6 +295,11 @@ cdef class TxKernel:
             for q in range(_TP_N):
                 self._port[self.port_slot[q]] += self.pc[q]
             sriov_store_fence()  # local deliveries may use streaming stores: done before anyone reads
+        done = []
+        for q in range(first, last + 1):
+            if self._txq[q]:
+                done.append(q)
+        self.tx_done = done
         if self.arm_wait == 0:
             self.rx_notify = True
         elif self.arm_wait == _ARMED_HELD:

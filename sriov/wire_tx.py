@@ -36,6 +36,7 @@ class WireTx:
 
     def _tx_init(self) -> None:
         self._tx_kernel = self.implementation.TxKernel(self.device, self._kernel)
+        self._tx_compiled = hasattr(self._tx_kernel, "tx_done")  # see _after_tx
         self._fill = np.zeros(3, np.int64)  # frames, bytes, "stopped: no room"
         self._alloc_sent(INITIAL_SENT_FRAMES, INITIAL_SENT_BYTES)
         self.peer: WireTx | None = None
@@ -117,15 +118,24 @@ class WireTx:
     def _after_tx(self, start: int) -> None:
         kernel = self._tx_kernel
         device = self.device
-        # the compiled kernel says when the hook would change nothing (every queue's cause held)
-        if getattr(kernel, "rx_notify", True) and kernel.rx_queue_frames.any():
-            notify = getattr(device, "rx_queue_written", None)
-            if notify is not None:
-                notify(kernel.rx_queue_frames)
-        if kernel.tx_queue_frames.any():
+        if self._tx_compiled:
+            # the compiled kernel says when the RX hook would change nothing (every queue's cause
+            # held; no local delivery at all) and lists the TX queues that completed frames
+            if kernel.rx_notify:
+                notify = getattr(device, "rx_queue_written", None)
+                if notify is not None:
+                    notify(kernel.rx_queue_frames)
+            done_queues = kernel.tx_done
+        else:
+            if kernel.rx_queue_frames.any():
+                notify = getattr(device, "rx_queue_written", None)
+                if notify is not None:
+                    notify(kernel.rx_queue_frames)
+            done_queues = kernel.tx_queue_frames.nonzero()[0].tolist()
+        if done_queues:
             done = getattr(device, "tx_queues_completed", None)
             if done is not None:
-                done(kernel.tx_queue_frames.nonzero()[0].tolist())
+                done(done_queues)
         end = int(self._fill[0])
         self.sent_total += end - start
         if self.peer is not None and end > start:
