@@ -182,6 +182,8 @@ cdef class TxKernel:
     cdef int64_t arm_wait
     cdef readonly object tx_queue_frames
     cdef readonly list tx_done      # after a run: the PF TX queues that completed frames, ascending
+    cdef bint has_txarmed           # the device's ``tx_armed`` table (sriov.hw.interrupts.QueueVector)
+    cdef int64_t[::1] _txarmed
     cdef uint32_t[::1] _rxq
     cdef uint32_t[::1] _txq
     # the wire's output arrays
@@ -238,6 +240,12 @@ cdef class TxKernel:
         self.rx_notify = False
         self.arm_wait = _ARMED_HELD
         self.tx_done = []
+        armed = getattr(device, "tx_armed", None)
+        self.has_txarmed = (isinstance(armed, _np.ndarray) and rx.clock is not None
+                            and armed.ndim == 1 and armed.shape[0] >= _MAX_QUEUES + 2
+                            and armed.dtype == _np.int64)
+        if self.has_txarmed:
+            self._txarmed = armed
 
     def bind_output(self, uint8_t[::1] data not None, int64_t[::1] offsets not None,
                     uint32_t[::1] lengths not None, int64_t[::1] timestamps not None,
@@ -307,6 +315,33 @@ cdef class TxKernel:
         else:
             self.rx_notify = rx.clock.now >= self.arm_wait
         return taken
+
+    cpdef bint tx_hook_needed(self):
+        """Whether the device's TX hook (``tx_queues_completed(tx_done)``) can change anything now:
+        False only when every queue of ``tx_done`` has its transmit cause held (``device.tx_armed``,
+        kept by `sriov.hw.interrupts.QueueVector`: masked, or a moderation timer not yet due), the
+        transmit twin of the receive kernel's ``notify``. Asked at the moment of the hook (after
+        the RX hook ran), so a stale entry can only cost one unneeded call."""
+        cdef int64_t wait = _ARMED_HELD, until
+        cdef Py_ssize_t q
+        cdef bint keyok
+        if not self.tx_done:
+            return False
+        if not self.has_txarmed:
+            return True
+        keyok = (self._txarmed[_MAX_QUEUES] == self.rx.t.qpp
+                 and self._txarmed[_MAX_QUEUES + 1] == self.rx.nvfs)
+        if not keyok:
+            return True
+        for q in self.tx_done:
+            until = self._txarmed[q]
+            if until < wait:
+                wait = until
+        if wait == 0:
+            return True
+        if wait == _ARMED_HELD:
+            return False
+        return self.rx.clock.now >= wait
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _flush_rx(self) noexcept nogil:

@@ -132,7 +132,9 @@ class WireTx:
                 if notify is not None:
                     notify(kernel.rx_queue_frames)
             done_queues = kernel.tx_queue_frames.nonzero()[0].tolist()
-        if done_queues:
+        # the compiled kernel also says when the TX hook would change nothing (every completed
+        # queue's cause already held), asked after the RX hook, which may have changed vectors
+        if done_queues and (not self._tx_compiled or kernel.tx_hook_needed()):
             done = getattr(device, "tx_queues_completed", None)
             if done is not None:
                 done(done_queues)

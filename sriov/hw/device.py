@@ -199,6 +199,7 @@ class Device82599:
         # Per PF queue: armed while raising its RX cause again would change nothing (the receive
         # kernel then skips `rx_queue_written`); see sriov.hw.interrupts.QueueVector.
         self.rx_armed = new_armed_table()
+        self.tx_armed = new_armed_table()  # the same for transmit completions (`tx_queues_completed`)
         self.pf = PfFunction(self, f"{name}/pf", pf_rid)
         self.vfs: list[VfFunction] = []
         self._vf_pool: list[VfFunction] = []  # functions survive disable/enable, like PCI devices
@@ -487,15 +488,7 @@ class Device82599:
     def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
         qpp = self.queues_per_pool()
         vfs = self.vfs
-        if tx:
-            for q in queues:
-                pool, vq = divmod(q, qpp)
-                if pool < len(vfs):
-                    vfs[pool].msix.raise_queue(vq, True)
-                else:
-                    self.pf.msix.raise_queue(q, True)
-            return
-        armed = self.rx_armed
+        armed = self.tx_armed if tx else self.rx_armed
         if armed.item(ARMED_KEY_QPP) != qpp or armed.item(ARMED_KEY_VFS) != len(vfs):
             # the queue -> function map changed since these entries were made: drop them all
             # (a vector's list may then name entries that are already 0: clearing them is harmless)
@@ -503,6 +496,14 @@ class Device82599:
             armed[ARMED_KEY_QPP] = qpp
             armed[ARMED_KEY_VFS] = len(vfs)
         nvfs = len(vfs)
+        if tx:
+            for q in queues:
+                pool = q // qpp
+                if pool < nvfs:
+                    vfs[pool].msix.raise_tx(q - pool * qpp, q)
+                else:
+                    self.pf.msix.raise_tx(q)
+            return
         for q in queues:
             pool = q // qpp
             if pool < nvfs:

@@ -83,10 +83,13 @@ class QueueVector(VectorModerator):
     entry can only cost one unneeded hook call, never a missed interrupt.
     """
 
-    def __init__(self, clock, send, armed: np.ndarray) -> None:
+    def __init__(self, clock, send, armed: np.ndarray, tx_armed: np.ndarray | None = None) -> None:
         super().__init__(clock, send)
         self.armed_table = armed
         self.armed: list[int] = []  # PF queues whose rx_armed entry this vector's state justified
+        # the same for transmit completions (the device's ``tx_armed``; the TX engine's hook skip)
+        self.tx_armed_table = tx_armed if tx_armed is not None else new_armed_table()
+        self.armed_tx: list[int] = []
 
     def disarm(self) -> None:
         """Forget the armed entries this vector justified (its state is about to change)."""
@@ -95,9 +98,15 @@ class QueueVector(VectorModerator):
             for q in self.armed:
                 table[q] = 0
             self.armed.clear()
+        if self.armed_tx:
+            table = self.tx_armed_table
+            for q in self.armed_tx:
+                table[q] = 0
+            self.armed_tx.clear()
 
-    def arm(self, queue: int) -> None:
-        """After raising ``queue``'s cause: mark it armed if a further raise would change nothing."""
+    def arm(self, queue: int, tx: bool = False) -> None:
+        """After raising ``queue``'s cause (``tx``: its transmit cause): mark it armed if a further
+        raise would change nothing."""
         if not self.pending:
             return
         if self.masked:
@@ -106,46 +115,50 @@ class QueueVector(VectorModerator):
             until = self._timer.time
         else:
             return
-        self.armed_table[queue] = until
-        self.armed.append(queue)
+        if tx:
+            self.tx_armed_table[queue] = until
+            self.armed_tx.append(queue)
+        else:
+            self.armed_table[queue] = until
+            self.armed.append(queue)
 
     def reset(self) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super().reset()
 
     def reprogram(self, interval_ns: int, reset_counter: bool) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super().reprogram(interval_ns, reset_counter)
 
     def clear_cause(self) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super().clear_cause()
 
     def set_interval_ns(self, interval_ns: int) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super().set_interval_ns(interval_ns)
 
     def mask(self) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super().mask()
 
     def unmask(self) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super().unmask()
 
     def _expire(self) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super()._expire()
 
     def _fire(self) -> None:
-        if self.armed:
+        if self.armed or self.armed_tx:
             self.disarm()
         super()._fire()
 
@@ -162,7 +175,10 @@ class _Vectors:
         armed = getattr(fn.device, "rx_armed", None)
         if armed is None:
             armed = new_armed_table()
-        self.vectors = [QueueVector(clock, partial(self._fired, v), armed) for v in range(self.num_vectors)]
+        tx_armed = getattr(fn.device, "tx_armed", None)
+        self.vectors = [
+            QueueVector(clock, partial(self._fired, v), armed, tx_armed) for v in range(self.num_vectors)
+        ]
         self.unrouted = 0  # causes whose (V)IVAR entry was invalid or named a vector that does not exist
 
     def disarm_all(self) -> None:
@@ -247,6 +263,19 @@ class VfInterrupts(_Vectors):
         m = self.vectors[v]
         m.raise_cause()
         m.arm(pf_queue)  # the cause bit was just set; firing (which may clear it) leaves nothing pending
+
+    def raise_tx(self, vf_queue: int, pf_queue: int) -> None:
+        """`raise_queue` for a transmit completion, then record PF queue ``pf_queue`` as TX-armed
+        when the vector now holds the cause (the transmit engine's hook path)."""
+        v = ivar_entry(self._get(R.VTIVAR(vf_queue >> 1)), vf_queue, True)
+        if v is None or v >= self.num_vectors:
+            self.unrouted += 1
+            return
+        word = R.VTEICR // WORD
+        self.regs[word] = self.regs.item(word) | 1 << v
+        m = self.vectors[v]
+        m.raise_cause()
+        m.arm(pf_queue, True)
 
     def mailbox_vector(self) -> int | None:
         """The vector VTIVAR_MISC names for the mailbox ("other") cause, or None if not valid."""
@@ -424,6 +453,16 @@ class PfInterrupts(_Vectors):
             return
         self.raise_vectors(1 << v)
         self.vectors[v].arm(queue)  # EICR bit (vectors 0..15) set just now unless firing cleared it
+
+    def raise_tx(self, queue: int) -> None:
+        """`raise_queue` for a transmit completion, then record the queue as TX-armed when its
+        vector now holds the cause (the transmit engine's hook path)."""
+        v = ivar_entry(self._get(R.IVAR(queue >> 1)), queue, True)
+        if v is None or v >= self.num_vectors:
+            self.unrouted += 1
+            return
+        self.raise_vectors(1 << v)
+        self.vectors[v].arm(queue, True)
 
     def _write_ivar(self, i: int, value: int) -> None:
         self.disarm_all()
