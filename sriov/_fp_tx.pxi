@@ -60,6 +60,10 @@ cdef extern from *:
     const uint32_t _TX_MAX_DESCS "SRIOV_TX_MAX_DESCS"
     const uint32_t _TPID_8021Q "SRIOV_TPID_8021Q"
 
+_TXD_BASE_CMD_VALUE = _R.ADVTXD_DTYP_DATA | _R.ADVTXD_DCMD_DEXT | _R.ADVTXD_DCMD_IFCS
+cdef uint32_t _TXD_BASE_CMD = _TXD_BASE_CMD_VALUE
+cdef int _TXD_PAYLEN_SHIFT = _R.ADVTXD_PAYLEN_SHIFT
+
 if ((_TXDCTL_ENABLE, _DCMD_EOP, _DCMD_RS, _DCMD_DEXT, _DTYP_MASK, _DTYP_CTXT, _DTALEN_MASK, _TXD_DD,
      _TXD_STATUS, _HEAD_WB_EN, _VT_LBEN, _VLANA_MASK, _VLANA_DEFAULT, _SPOOF_VLAN_SHIFT, _TX_MAX_BYTES,
      _TX_MAX_DESCS, _TPID_8021Q)
@@ -677,6 +681,62 @@ cdef class TxKernel:
         self.o_fill[1] = at + plen
 
 
+cdef Py_ssize_t _tx_fill_run(uint32_t[:, ::1] ring, uint8_t[::1] mem, const uint64_t[::1] bufs,
+                             uint32_t buffer_size, Py_ssize_t ntu, Py_ssize_t free,
+                             const uint8_t[::1] data, const int64_t[::1] offsets,
+                             const uint32_t[::1] lengths, Py_ssize_t n, int32_t[::1] watch,
+                             Py_ssize_t* frames_out) noexcept nogil:
+    """`tx_fill`'s work once every bound is checked: returns the descriptors used, frames placed
+    in ``frames_out``."""
+    cdef Py_ssize_t count = ring.shape[0], frames = 0, used = 0, i, k, need, slot, first
+    cdef uint32_t length, piece, cmd
+    cdef uint64_t addr
+    cdef uint32_t base_cmd = _TXD_BASE_CMD
+    cdef uint32_t last_cmd = _DCMD_EOP | _DCMD_RS
+    for i in range(n):
+        length = lengths[i]
+        need = (length + buffer_size - 1) // buffer_size if length else 1
+        if need > free - used:
+            break
+        first = (ntu + used) % count
+        for k in range(need):
+            slot = (ntu + used) % count
+            piece = length - <uint32_t>k * buffer_size
+            if piece > buffer_size:
+                piece = buffer_size
+            addr = bufs[slot]
+            if piece:
+                memcpy(&mem[addr], &data[offsets[i] + <Py_ssize_t>k * buffer_size], piece)
+            cmd = base_cmd | piece
+            if k == need - 1:
+                cmd |= last_cmd
+            ring[slot, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
+            ring[slot, 1] = <uint32_t>(addr >> 32)
+            ring[slot, 2] = cmd
+            ring[slot, 3] = length << _TXD_PAYLEN_SHIFT
+            used += 1
+        watch[first] = <int32_t>((ntu + used - 1) % count)
+        frames += 1
+    frames_out[0] = frames
+    return used
+
+
+cdef Py_ssize_t _tx_clean_run(const uint32_t[:, ::1] ring, const int32_t[::1] watch, Py_ssize_t ntc,
+                              Py_ssize_t ntu, Py_ssize_t* ntc_out) noexcept nogil:
+    """`tx_clean`'s scan once the arguments are checked: returns the frames, next_to_clean in ``ntc_out``."""
+    cdef Py_ssize_t count = ring.shape[0], frames = 0, eop
+    while ntc != ntu:
+        eop = watch[ntc]
+        # the frame's last descriptor must lie in [ntc, ntu) (ring order): a corrupt entry stops
+        if (eop < 0 or eop >= count or (eop - ntc + count) % count >= (ntu - ntc + count) % count
+                or not ring[eop, 3] & _TXD_DD):
+            break
+        frames += 1
+        ntc = eop + 1 if eop + 1 < count else 0
+    ntc_out[0] = ntc
+    return frames
+
+
 # -- the driver side (ixgbevf_xmit_frame / ixgbevf_clean_tx_irq), used by sriov.drivers.txring.TxRing --
 def tx_fill(uint32_t[:, ::1] ring not None, uint8_t[::1] mem not None, const uint64_t[::1] bufs not None,
             uint32_t buffer_size, Py_ssize_t ntu, Py_ssize_t free, const uint8_t[::1] data not None,
@@ -691,12 +751,7 @@ def tx_fill(uint32_t[:, ::1] ring not None, uint8_t[::1] mem not None, const uin
     descriptor (ixgbevf's next_to_watch). Stops before a frame that does not fit in ``free``
     descriptors. Returns ``(frames placed, descriptors used)``; the caller writes the tail.
     """
-    cdef Py_ssize_t count = ring.shape[0], frames = 0, used = 0, bad, i, k, need, slot, first
-    cdef uint32_t length, piece, cmd
-    cdef uint64_t addr
-    cdef uint32_t base_cmd = _R.ADVTXD_DTYP_DATA | _DCMD_DEXT | _R.ADVTXD_DCMD_IFCS
-    cdef uint32_t last_cmd = _DCMD_EOP | _DCMD_RS
-    cdef int paylen_shift = _R.ADVTXD_PAYLEN_SHIFT
+    cdef Py_ssize_t count = ring.shape[0], frames = 0, used = 0, bad, i
     if ring.shape[1] != 4 or bufs.shape[0] != count or watch.shape[0] != count or count == 0:
         raise _ConfigError("ring must be (count, 4) words, one buffer address and watch slot per descriptor")
     if not 0 <= ntu < count or not 0 <= free < count:
@@ -720,30 +775,7 @@ def tx_fill(uint32_t[:, ::1] ring not None, uint8_t[::1] mem not None, const uin
             raise _ConfigError(f"buffer of descriptor {bad} lies outside the {mem.shape[0]}-byte memory")
         raise _ConfigError(f"frame {bad - count} lies outside the {data.shape[0]}-byte data buffer")
     with nogil:
-        for i in range(n):
-            length = lengths[i]
-            need = (length + buffer_size - 1) // buffer_size if length else 1
-            if need > free - used:
-                break
-            first = (ntu + used) % count
-            for k in range(need):
-                slot = (ntu + used) % count
-                piece = length - <uint32_t>k * buffer_size
-                if piece > buffer_size:
-                    piece = buffer_size
-                addr = bufs[slot]
-                if piece:
-                    memcpy(&mem[addr], &data[offsets[i] + <Py_ssize_t>k * buffer_size], piece)
-                cmd = base_cmd | piece
-                if k == need - 1:
-                    cmd |= last_cmd
-                ring[slot, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
-                ring[slot, 1] = <uint32_t>(addr >> 32)
-                ring[slot, 2] = cmd
-                ring[slot, 3] = length << paylen_shift
-                used += 1
-            watch[first] = <int32_t>((ntu + used - 1) % count)
-            frames += 1
+        used = _tx_fill_run(ring, mem, bufs, buffer_size, ntu, free, data, offsets, lengths, n, watch, &frames)
     return frames, used
 
 
@@ -754,18 +786,80 @@ def tx_clean(const uint32_t[:, ::1] ring not None, const int32_t[::1] watch not 
     Returns ``(frames completed, new next_to_clean)``; stops at ``ntu``, at a frame not yet written
     back, or at a watch entry outside [ntc, ntu).
     """
-    cdef Py_ssize_t count = ring.shape[0], frames = 0, eop
+    cdef Py_ssize_t count = ring.shape[0], frames = 0
     if ring.shape[1] != 4 or watch.shape[0] != count or count == 0:
         raise _ConfigError("ring must be (count, 4) words with one watch slot per descriptor")
     if not 0 <= ntc < count or not 0 <= ntu < count:
         raise _ConfigError(f"next_to_clean {ntc} / next_to_use {ntu} outside the {count}-descriptor ring")
     with nogil:
-        while ntc != ntu:
-            eop = watch[ntc]
-            # the frame's last descriptor must lie in [ntc, ntu) (ring order): a corrupt entry stops
-            if (eop < 0 or eop >= count or (eop - ntc + count) % count >= (ntu - ntc + count) % count
-                    or not ring[eop, 3] & _TXD_DD):
-                break
-            frames += 1
-            ntc = eop + 1 if eop + 1 < count else 0
+        frames = _tx_clean_run(ring, watch, ntc, ntu, &ntc)
     return frames, ntc
+
+
+@cython.final
+cdef class TxRingCore:
+    """The driver's per-burst ring work, bound once to one TX ring's arrays (`tx_fill` after
+    `tx_clean`, as ixgbevf_xmit_frame finds its free descriptors). Twin:
+    ``sriov.golden.tx.TxRingCore``.
+
+    Binding once is the point: `tx_fill` re-acquires seven buffers and re-checks every buffer
+    address per call, which costs more than filling a burst of 32 frames. The buffer addresses
+    are copied and checked here, once (later changes to the caller's array do not reach them);
+    ``ring`` and ``watch`` stay shared with the caller (any values in them are handled).
+    """
+
+    cdef uint32_t[:, ::1] ring
+    cdef uint8_t[::1] mem
+    cdef uint64_t[::1] bufs
+    cdef int32_t[::1] watch
+    cdef uint32_t buffer_size
+    cdef readonly Py_ssize_t count
+
+    def __init__(self, uint32_t[:, ::1] ring not None, uint8_t[::1] mem not None,
+                 const uint64_t[::1] bufs not None, uint32_t buffer_size, int32_t[::1] watch not None):
+        cdef Py_ssize_t count = ring.shape[0], i
+        if ring.shape[1] != 4 or bufs.shape[0] != count or watch.shape[0] != count or count < 2:
+            raise _ConfigError(
+                "ring must be (count >= 2, 4) words, one buffer address and watch slot per descriptor")
+        if not 0 < buffer_size <= _DTALEN_MASK:
+            raise _ConfigError(f"buffer size must be in 1..{_DTALEN_MASK}, got {buffer_size}")
+        own = _np.array(bufs, dtype=_np.uint64, copy=True)
+        self.bufs = own
+        for i in range(count):
+            if self.bufs[i] > <uint64_t>mem.shape[0] or buffer_size > mem.shape[0] - self.bufs[i]:
+                raise _ConfigError(f"buffer of descriptor {i} lies outside the {mem.shape[0]}-byte memory")
+        self.ring, self.mem, self.watch = ring, mem, watch
+        self.buffer_size = buffer_size
+        self.count = count
+
+    def send(self, Py_ssize_t ntu, Py_ssize_t ntc, const uint8_t[::1] data not None,
+             const int64_t[::1] offsets not None, const uint32_t[::1] lengths not None, Py_ssize_t n):
+        """Reclaim completed frames from ``ntc`` (when any descriptor is in flight), then place frames
+        ``[0, n)`` from ``ntu`` in the descriptors left free (one stays unused). Returns ``(frames
+        placed, descriptors used, frames reclaimed, new next_to_clean)``; the caller writes the tail."""
+        cdef Py_ssize_t count = self.count, frames = 0, used = 0, cleaned = 0, free, bad
+        if not 0 <= ntu < count or not 0 <= ntc < count:
+            raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        if not 0 <= n <= offsets.shape[0] or lengths.shape[0] != offsets.shape[0]:
+            raise _ConfigError(f"{n} frames asked of {offsets.shape[0]} offsets / {lengths.shape[0]} lengths")
+        with nogil:
+            bad = _first_out_of_bounds(data.shape[0], &offsets[0], &lengths[0], n) if n else -1
+            if bad < 0:
+                if ntc != ntu:
+                    cleaned = _tx_clean_run(self.ring, self.watch, ntc, ntu, &ntc)
+                free = count - 1 - (ntu - ntc + count) % count
+                used = _tx_fill_run(self.ring, self.mem, self.bufs, self.buffer_size, ntu, free, data,
+                                    offsets, lengths, n, self.watch, &frames)
+        if bad >= 0:
+            raise _ConfigError(f"frame {bad} lies outside the {data.shape[0]}-byte data buffer")
+        return frames, used, cleaned, ntc
+
+    def clean(self, Py_ssize_t ntc, Py_ssize_t ntu):
+        """`tx_clean` on the bound ring: ``(frames completed, new next_to_clean)``."""
+        cdef Py_ssize_t frames
+        if not 0 <= ntc < self.count or not 0 <= ntu < self.count:
+            raise _ConfigError(
+                f"next_to_clean {ntc} / next_to_use {ntu} outside the {self.count}-descriptor ring")
+        with nogil:
+            frames = _tx_clean_run(self.ring, self.watch, ntc, ntu, &ntc)
+        return frames, ntc

@@ -465,3 +465,80 @@ def test_bad_arguments_are_refused_with_config_errors(impl) -> None:
             np.zeros(8, np.int32),
         )  # fmt: skip
     assert not ring.any() and not mem.any()
+
+
+# -- TxRingCore: the TxRing's bound per-burst work ------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.sampled_from([8, 16]),
+    ntc=st.integers(0, 15),
+    in_flight=st.integers(0, 15),
+    sizes=st.lists(st.integers(0, 5000), max_size=12),
+    done=st.integers(0, 20),
+    watch_junk=st.lists(st.integers(-3, 20), max_size=4),
+)
+def test_tx_ring_core_agrees_and_is_clean_then_fill(count, ntc, in_flight, sizes, done, watch_junk) -> None:
+    """Compiled and golden `TxRingCore.send` agree, and each equals `tx_clean` (when anything is in
+    flight) followed by `tx_fill` into the free descriptors, whatever the watch entries hold."""
+    ntc %= count
+    in_flight %= count
+    ntu = (ntc + in_flight) % count
+    frames = [bytes((i + k) % 256 for k in range(n)) for i, n in enumerate(sizes)]
+    data = np.frombuffer(b"".join(frames) or b"\0", np.uint8).copy()
+    offsets = np.cumsum([0, *sizes[:-1]]).astype(np.int64) if sizes else np.zeros(0, np.int64)
+    lengths = np.array(sizes, np.uint32)
+
+    def arrays():
+        mem = np.zeros(count * 2048 + 4096, np.uint8)
+        ring = np.zeros((count, 4), np.uint32)
+        ring[: done % count, 3] |= R.TXD_STAT_DD  # the device wrote some back
+        watch = np.full(count, -1, np.int32)
+        for k in range(in_flight):  # one-descriptor frames in flight, some watch entries corrupt
+            d = (ntc + k) % count
+            watch[d] = watch_junk[k] if k < len(watch_junk) else d
+        bufs = np.arange(count, dtype=np.uint64) * np.uint64(2048) + np.uint64(4096)
+        return mem, ring, watch, bufs
+
+    outs = []
+    for impl in (_fastpath, golden):
+        mem, ring, watch, bufs = arrays()
+        core = impl.TxRingCore(ring, mem, bufs, 2048, watch)
+        bufs[:] = 1 << 40  # the core keeps its own checked copy
+        sent = core.send(ntu, ntc, data, offsets, lengths, len(sizes))
+        outs.append((sent, ring.copy(), mem.copy(), watch.copy()))
+        # the reference: the two functions
+        mem, ring, watch, bufs = arrays()
+        cleaned, c = (0, ntc) if ntu == ntc else impl.tx_clean(ring, watch, ntc, ntu)
+        free = count - 1 - (ntu - c) % count
+        placed = impl.tx_fill(ring, mem, bufs, 2048, ntu, free, data, offsets, lengths, len(sizes), watch)
+        assert sent == (*placed, cleaned, c)
+        assert np.array_equal(outs[-1][1], ring) and np.array_equal(outs[-1][2], mem)
+        assert np.array_equal(outs[-1][3], watch)
+    (sa, ra, ma, wa), (sb, rb, mb, wb) = outs
+    assert sa == sb
+    assert np.array_equal(ra, rb) and np.array_equal(ma, mb) and np.array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("impl", [_fastpath, golden], ids=["compiled", "golden"])
+def test_tx_ring_core_refuses_bad_arguments(impl) -> None:
+    ring, mem, watch = np.zeros((8, 4), np.uint32), np.zeros(4096, np.uint8), np.full(8, -1, np.int32)
+    with pytest.raises(ConfigError, match="outside"):
+        impl.TxRingCore(ring, mem, np.full(8, 4000, np.uint64), 1024, watch)  # buffers past the memory
+    with pytest.raises(ConfigError, match="ring must be"):
+        impl.TxRingCore(ring, mem, np.zeros(7, np.uint64), 64, watch)
+    with pytest.raises(ConfigError, match="buffer size"):
+        impl.TxRingCore(ring, mem, np.zeros(8, np.uint64), 0, watch)
+    core = impl.TxRingCore(ring, mem, np.arange(8, dtype=np.uint64) * np.uint64(512), 512, watch)
+    data = np.ones(64, np.uint8)
+    one, sixty_four = np.zeros(1, np.int64), np.full(1, 64, np.uint32)
+    with pytest.raises(ConfigError, match="outside the 8-descriptor"):
+        core.send(8, 0, data, one, sixty_four, 1)
+    with pytest.raises(ConfigError, match="frame 0 lies outside"):
+        core.send(0, 0, data, np.full(1, 10, np.int64), sixty_four, 1)
+    with pytest.raises(ConfigError, match="frames asked"):
+        core.send(0, 0, data, one, sixty_four, 2)
+    with pytest.raises(ConfigError, match="outside the 8-descriptor"):
+        core.clean(0, -1)
+    assert not ring.any() and not mem.any() and (watch == -1).all()  # refused calls changed nothing
+    assert core.send(0, 0, data, one, sixty_four, 1) == (1, 1, 0, 0)
+    assert mem[:64].all() and watch[0] == 0

@@ -50,7 +50,8 @@ class TxRing:
     ) -> None:
         """``fn``: the PCI function whose BAR programs the queue; ``queue``: the function's queue
         index (VF queue q for a VF, the PF queue index for the PF). ``start``: run `up` now.
-        ``implementation``: the kernels module whose ``tx_fill``/``tx_clean`` do the per-frame work."""
+        ``implementation``: the kernels module whose ``TxRingCore`` (``tx_fill``/``tx_clean``) does the
+        per-frame work."""
         self.is_vf = check_ring_args(fn, queue, count, buffer_size)
         self.fn = fn
         self.memory = memory
@@ -68,6 +69,8 @@ class TxRing:
         self._bufs = np.arange(count, dtype=np.uint64) * np.uint64(buffer_size) + np.uint64(self.buffers_addr)
         self._watch = np.full(count, -1, np.int32)  # next_to_watch: first descriptor -> last of its frame
         self._impl = implementation if implementation is not None else kernels.impl
+        # the per-burst ring work (reclaim, fill, scan) bound once to these arrays
+        self._core = self._impl.TxRingCore(self._words, memory.buffer, self._bufs, buffer_size, self._watch)
         self._ntu = 0  # next_to_use
         self._ntc = 0  # next_to_clean
         self.running = False
@@ -110,7 +113,7 @@ class TxRing:
 
     def clean(self) -> int:
         """Reclaim completed frames (ixgbevf_clean_tx_irq); returns how many."""
-        frames, self._ntc = self._impl.tx_clean(self._words, self._watch, self._ntc, self._ntu)
+        frames, self._ntc = self._core.clean(self._ntc, self._ntu)
         self.completed += frames
         return frames
 
@@ -123,22 +126,12 @@ class TxRing:
         n = len(batch)
         if n == 0:
             return 0
-        if self.in_flight:  # normally empty: the doorbell already ran the engine and we reclaimed
-            self.clean()
-        free = self.count - 1 - self.in_flight  # one descriptor stays unused: head == tail means empty
-        frames, used = self._impl.tx_fill(
-            self._words,
-            self.memory.buffer,
-            self._bufs,
-            self.buffer_size,
-            self._ntu,
-            free,
-            batch.data,
-            batch.offsets,
-            batch.lengths,
-            n,
-            self._watch,
+        # reclaim (normally nothing: the doorbell already ran the engine and we reclaimed) and fill
+        # the free descriptors (one stays unused: head == tail means empty), one compiled call
+        frames, used, cleaned, self._ntc = self._core.send(
+            self._ntu, self._ntc, batch.data, batch.offsets, batch.lengths, n
         )
+        self.completed += cleaned
         if frames < n:
             self.tx_busy += 1
         if used:

@@ -505,3 +505,52 @@ def tx_clean(ring, watch, ntc: int, ntu: int) -> tuple[int, int]:
         frames += 1
         ntc = (eop + 1) % count
     return frames, ntc
+
+
+class TxRingCore:
+    """`tx_fill` after `tx_clean`, bound once to one TX ring's arrays (compiled twin:
+    ``sriov._fastpath.TxRingCore``). The buffer addresses are copied and checked once."""
+
+    def __init__(self, ring, mem, bufs, buffer_size: int, watch) -> None:
+        count = ring.shape[0] if ring.ndim == 2 else 0
+        if ring.ndim != 2 or ring.shape[1] != 4 or len(bufs) != count or len(watch) != count or count < 2:
+            raise ConfigError(
+                "ring must be (count >= 2, 4) words, one buffer address and watch slot per descriptor"
+            )
+        if not 0 < buffer_size <= R.ADVTXD_DTALEN_MASK:
+            raise ConfigError(f"buffer size must be in 1..{R.ADVTXD_DTALEN_MASK}, got {buffer_size}")
+        self.bufs = np.array(bufs, dtype=np.uint64, copy=True)
+        for i, addr in enumerate(self.bufs.tolist()):
+            if addr > len(mem) or buffer_size > len(mem) - addr:
+                raise ConfigError(f"buffer of descriptor {i} lies outside the {len(mem)}-byte memory")
+        self.ring, self.mem, self.watch = ring, mem, watch
+        self.buffer_size = buffer_size
+        self.count = count
+
+    def send(self, ntu: int, ntc: int, data, offsets, lengths, n: int) -> tuple[int, int, int, int]:
+        """Reclaim (when anything is in flight), then fill the free descriptors: ``(frames placed,
+        descriptors used, frames reclaimed, new next_to_clean)``."""
+        count = self.count
+        if not 0 <= ntu < count or not 0 <= ntc < count:
+            raise ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        if not 0 <= n <= len(offsets) or len(lengths) != len(offsets):
+            raise ConfigError(f"{n} frames asked of {len(offsets)} offsets / {len(lengths)} lengths")
+        for i in range(n):
+            if int(offsets[i]) < 0 or int(offsets[i]) + int(lengths[i]) > len(data):
+                raise ConfigError(f"frame {i} lies outside the {len(data)}-byte data buffer")
+        cleaned = 0
+        if ntc != ntu:
+            cleaned, ntc = tx_clean(self.ring, self.watch, ntc, ntu)
+        free = count - 1 - (ntu - ntc) % count
+        frames, used = tx_fill(
+            self.ring, self.mem, self.bufs, self.buffer_size, ntu, free, data, offsets, lengths, n, self.watch
+        )
+        return frames, used, cleaned, ntc
+
+    def clean(self, ntc: int, ntu: int) -> tuple[int, int]:
+        """`tx_clean` on the bound ring."""
+        if not 0 <= ntc < self.count or not 0 <= ntu < self.count:
+            raise ConfigError(
+                f"next_to_clean {ntc} / next_to_use {ntu} outside the {self.count}-descriptor ring"
+            )
+        return tx_clean(self.ring, self.watch, ntc, ntu)
