@@ -9,9 +9,12 @@ Nothing here asserts a time; ``extra_info`` records the rate and whether the cou
   anti-spoof (on), VEB classification, copy into the destination VF's RX ring, RX write-back,
   TX DD write-back. The timed part is ``wire.process_tx()``; re-posting (TDH back to 0) and the
   receiving drivers giving their buffers back happen outside it.
-* ``driver``: the same traffic through ``TxRing.transmit(batch)`` (tx_fill + tail write, the
-  doorbell runs the engine, tx_clean), bursts of 32 or 256 frames: the cost a guest sees per
-  frame, Python call overhead included.
+* ``driver``: the same traffic through ``TxRing.transmit(batch)`` (TxRingCore.send: reclaim +
+  fill, the tail write whose doorbell runs the engine, then the reclaim scan), bursts of 32 or
+  256 frames: the cost a guest sees per frame, Python call overhead included. Twice: with the
+  VFs' MSI-X vectors not routed (every completion counts as an unrouted cause, so the device's
+  hooks run after every burst) and programmed as ixgbevf does (auto-masked after the first
+  interrupt, nobody re-enabling: a busy guest, whose held causes let the hooks be skipped).
 """
 
 from __future__ import annotations
