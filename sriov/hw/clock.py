@@ -113,15 +113,7 @@ class SimClock:
         ahead of them at that instant (frame arrivals come before the timers they race).
         """
         target = int(time_ns)
-        queue = self._queue
-        while queue and queue[0].time < target:
-            event = heapq.heappop(queue)
-            if event.cancelled:
-                continue
-            if event.time > self._now:
-                self._now = event.time
-            self.events_run += 1
-            event.action()
+        self.run_until(target - 1)  # time is integer ns: "before t" is "at or before t - 1"
         if target > self._now:
             self._now = target
 
