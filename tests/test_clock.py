@@ -84,3 +84,88 @@ def test_order_is_deterministic(items: list[tuple[int, int]]) -> None:
     first = run()
     assert first == run()
     assert first == sorted(first, key=lambda e: (e[0], e[2]))
+
+
+def test_run_target_is_the_running_run_until_target() -> None:
+    clock = SimClock()
+    seen: list[int] = []
+    assert clock.run_target == -1
+
+    def inner() -> None:
+        seen.append(clock.run_target)
+        clock.advance(5)  # a nested advance has its own target while it runs
+        seen.append(clock.run_target)
+
+    clock.schedule(10, lambda: seen.append(clock.run_target))
+    clock.schedule(20, inner)
+    clock.run_until(30)
+    clock.run_before(50)
+    assert seen == [30, 30, 30] and clock.run_target == -1 and clock.now == 50
+
+
+def test_take_runs_the_next_event_inline() -> None:
+    clock = SimClock()
+    seen: list[tuple[str, int]] = []
+    handles = {}
+
+    def first() -> None:
+        seen.append(("first", clock.now))
+        h = clock.schedule(5, lambda: seen.append(("second-event", clock.now)))
+        if clock.take(h):  # nothing else is due before it: run its work now
+            seen.append(("second-inline", clock.now))
+        handles["h"] = h
+
+    clock.schedule(10, first)
+    clock.schedule(40, lambda: seen.append(("later", clock.now)))
+    clock.advance(100)
+    assert seen == [("first", 10), ("second-inline", 15), ("later", 40)]
+    assert clock.events_run == 3
+    handles["h"].cancel()  # ran already: harmless
+
+
+def test_take_refuses_when_another_event_comes_first_or_past_the_target() -> None:
+    clock = SimClock()
+    results: list[bool] = []
+
+    def step() -> None:
+        h = clock.schedule(5, lambda: results.append(True))
+        results.append(clock.take(h))
+
+    clock.schedule(10, step)
+    clock.schedule(15, lambda: None)  # due at the same instant, scheduled first: runs first
+    clock.schedule(30, step)  # its step would end at 35, past the target 32
+    h0 = clock.schedule(60, lambda: results.append(True))
+    clock.run_until(32)
+    assert results == [False, True, False] and clock.now == 32
+    assert clock.take(h0) is False  # outside any run_until
+    clock.run_until(100)
+    assert results == [False, True, False, True, True]
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 3)), max_size=30))
+def test_take_keeps_the_history_of_one_event_per_step(items: list[tuple[int, int]]) -> None:
+    """Chains of steps (each step schedules the next) give the same (time, who) history whether
+    the next step runs through the queue or inline through `take`."""
+
+    def run(inline: bool) -> list[tuple[int, int, int]]:
+        clock = SimClock()
+        out: list[tuple[int, int, int]] = []
+
+        def step(who: int, left: int, gap: int) -> None:
+            while True:
+                out.append((clock.now, who, left))
+                if not left:
+                    return
+                nxt = left - 1
+                h = clock.schedule(gap, lambda who=who, nxt=nxt, gap=gap: step(who, nxt, gap))
+                if not (inline and clock.take(h)):
+                    return
+                left = nxt
+
+        for who, (t, n) in enumerate(items):
+            clock.schedule(t, lambda who=who, n=n, t=t: step(who, n, 1 + t % 7))
+        for t in range(0, 200, 13):
+            clock.run_until(t)
+        return [*out, (clock.now, clock.events_run, -1)]
+
+    assert run(True) == run(False)

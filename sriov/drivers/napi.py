@@ -199,11 +199,13 @@ class Napi:
         self.nic = nic
         self.config = config or NapiConfig()
         self.enabled = True  # False: the queue vector's handler does nothing (poll with rx_poll)
+        self.chain = True  # run a poll whose end event is the clock's next inline (False: always through the queue)
         self.scheduled = False  # NAPI_STATE_SCHED: a poll cycle is running
         self.vector = 0
         self.itr_state = coalesce.ItrState()
         self.trace: RxTrace | None = None
         self._event: EventHandle | None = None
+        self._took = 0  # frames the poll whose end is pending took
         self._cycle_bytes = 0
         self._cycle_packets = 0
         self._backlog: deque[Batch] = deque()
@@ -250,6 +252,8 @@ class Napi:
         self._poll()  # the softirq runs as the hard interrupt returns
 
     def _poll(self) -> None:
+        """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
+        clock, hand the frames to the stack."""
         self._event = None
         nic = self.nic
         ring = nic.rx_ring
@@ -264,7 +268,8 @@ class Napi:
         c["napi_polls"] += 1
         # The poll's end is on the clock before the stack sees anything: a stack callback that
         # raises cannot leave NAPI scheduled forever.
-        self._event = clock.schedule(cfg.poll_overhead_ns + took * cfg.per_frame_ns, lambda: self._end(took))
+        self._took = took
+        self._event = clock.schedule(cfg.poll_overhead_ns + took * cfg.per_frame_ns, self._end)
         if took:
             nbytes = ring.last_bytes
             c["rx_stack_packets"] += took
@@ -280,16 +285,31 @@ class Napi:
             else:
                 self._to_stack(batch)
 
-    def _end(self, took: int) -> None:
-        self._event = None
-        nic = self.nic
-        ring = nic.rx_ring
-        if ring is None or not nic.is_up:
-            self.scheduled = False
-            return
-        if took >= self.config.budget:
+    def _end(self) -> None:
+        """A poll's end (a clock event): poll again if it used the whole budget, else complete.
+
+        The chain: when the next poll's end is the event the clock would run next anyway
+        (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
+        history is the one of an event per poll. Each step re-reads the state the stack callback
+        may have changed (nic down, config, callback)."""
+        clock = self.nic.clock
+        while True:
+            self._event = None
+            nic = self.nic
+            ring = nic.rx_ring
+            if ring is None or not nic.is_up:
+                self.scheduled = False
+                return
+            if self._took < self.config.budget:
+                self._complete(ring)
+                return
             self._poll()  # budget used up: poll again (its ring.poll refills first), vector stays masked
-            return
+            event = self._event
+            if event is None or not self.chain or not clock.take(event):
+                return
+
+    def _complete(self, ring) -> None:
+        nic = self.nic
         ring.release()  # refill: the buffers of this poll go back to the device, one tail write
         self.scheduled = False  # napi_complete_done
         self.counters["napi_completes"] += 1
