@@ -169,3 +169,60 @@ def test_take_keeps_the_history_of_one_event_per_step(items: list[tuple[int, int
         return [*out, (clock.now, clock.events_run, -1)]
 
     assert run(True) == run(False)
+
+
+# (kind, a, b): 0 schedule a ns out, its action schedules b ns more when b > 0 (a chain step that
+# tries take()); 1 cancel the a-th handle; 2 run_until now + a; 3 run_before now + a; 4 advance a
+_OPS = st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60), st.integers(0, 9)), max_size=40)
+
+
+def _program(clock_type, ops: list[tuple[int, int, int]]) -> list[tuple]:
+    clock = clock_type()
+    out: list[tuple] = []
+    handles: list = []
+
+    def event(k: int, more: int) -> None:
+        out.append(("run", k, clock.now, clock.run_target))
+        if more:
+            h = clock.schedule(more, lambda: event(k + 1000, 0))
+            handles.append(h)
+            if clock.take(h):
+                out.append(("inline", k, clock.now))
+
+    for k, (kind, a, b) in enumerate(ops):
+        if kind == 0:
+            handles.append(clock.schedule(a, lambda k=k, b=b: event(k, b)))
+        elif kind == 1 and handles:
+            handles[a % len(handles)].cancel()
+        elif kind == 2:
+            clock.run_until(clock.now + a)
+        elif kind == 3:
+            clock.run_before(clock.now + a)
+        else:
+            clock.advance(a)
+        out.append(("state", clock.now, clock.next_event_time(), clock.pending(), clock.events_run))
+    out.append(tuple(h.time for h in handles))
+    return out
+
+
+@given(_OPS)
+def test_compiled_clock_and_its_golden_twin_agree(ops: list[tuple[int, int, int]]) -> None:
+    from sriov import kernels
+    from sriov.golden.clock import SimClock as GoldenClock
+
+    if kernels.compiled is None:
+        pytest.skip("no compiled extension")
+    assert _program(kernels.compiled.SimClock, ops) == _program(GoldenClock, ops)
+
+
+def test_clock_refuses_bad_times_in_both_twins() -> None:
+    from sriov import kernels
+    from sriov.golden.clock import SimClock as GoldenClock
+
+    for clock_type in (GoldenClock, *([kernels.compiled.SimClock] if kernels.compiled else [])):
+        clock = clock_type(5)
+        with pytest.raises(ConfigError):
+            clock.schedule(-1, lambda: None)
+        with pytest.raises(ConfigError):
+            clock_type(-1)
+        assert clock.now == 5 and clock.pending() == 0

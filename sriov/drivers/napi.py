@@ -199,7 +199,7 @@ class Napi:
         self.nic = nic
         self.config = config or NapiConfig()
         self.enabled = True  # False: the queue vector's handler does nothing (poll with rx_poll)
-        self.chain = True  # run a poll whose end event is the clock's next inline (False: always through the queue)
+        self.chain = True  # a poll whose end is the clock's next event runs inline (False: via the queue)
         self.scheduled = False  # NAPI_STATE_SCHED: a poll cycle is running
         self.vector = 0
         self.itr_state = coalesce.ItrState()
