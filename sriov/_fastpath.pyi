@@ -140,3 +140,25 @@ class SimClock:
     def run_until(self, time_ns: int) -> None: ...
     def run_before(self, time_ns: int) -> None: ...
     def run_pending(self, limit_ns: int = ...) -> None: ...
+
+# -- the receive poll and NAPI's poll cycle (sriov/_fp_napi.pxi; twins in sriov.golden.napi) -------
+class RxRingState:
+    """The per-poll state of a receive ring (the base of `sriov.drivers.rings.RxRing`)."""
+
+    running: bool
+    last_bytes: int
+    last_frames: int
+    frames: int
+    last_vlan: npt.NDArray[np.uint16]
+    def poll(self, budget: int = 64) -> object: ...
+
+class NapiCore:
+    """NAPI's per-poll state and work (the base of `sriov.drivers.napi.Napi`)."""
+
+    nic: object
+    trace: object
+    enabled: bool
+    scheduled: bool
+    chain: bool
+    vector: int
+    config: object

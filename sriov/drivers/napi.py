@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sriov import kernels
 from sriov.batch import Batch
 from sriov.drivers import coalesce
 from sriov.errors import ConfigError
@@ -192,8 +193,12 @@ class RxTrace:
         self.irq.clear()
 
 
-class Napi:
-    """The NAPI context of a VF driver's queue vector."""
+class Napi(kernels.impl.NapiCore):
+    """The NAPI context of a VF driver's queue vector.
+
+    One poll (``_poll``) and a poll's end with the chain of polls after it (``_end``) are the base
+    class's (`sriov.golden.napi.NapiCore`, compiled in ``sriov/_fp_napi.pxi``); this class is the
+    rest of the cycle: the interrupt, completion, adaptive ITR, the stack's backlog."""
 
     def __init__(self, nic: VfNic, config: NapiConfig | None = None) -> None:
         self.nic = nic
@@ -210,12 +215,20 @@ class Napi:
         self._cycle_packets = 0
         self._backlog: deque[Batch] = deque()
         self._backlog_frames = 0
-        self.counters = {
-            "napi_polls": 0,
-            "napi_completes": 0,
-            "rx_stack_packets": 0,
-            "rx_stack_bytes": 0,
-            "rx_backlog_dropped": 0,
+        self._polls = self._stack_packets = self._stack_bytes = 0
+        self._completes = 0
+        self._backlog_dropped = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """NAPI and stack counters: ``napi_polls``, ``napi_completes``, ``rx_stack_packets``,
+        ``rx_stack_bytes``, ``rx_backlog_dropped`` (a snapshot)."""
+        return {
+            "napi_polls": self._polls,
+            "napi_completes": self._completes,
+            "rx_stack_packets": self._stack_packets,
+            "rx_stack_bytes": self._stack_bytes,
+            "rx_backlog_dropped": self._backlog_dropped,
         }
 
     def configure(self, config: NapiConfig) -> None:
@@ -251,71 +264,18 @@ class Napi:
         self.scheduled = True
         self._poll()  # the softirq runs as the hard interrupt returns
 
-    def _poll(self) -> None:
-        """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
-        clock, hand the frames to the stack."""
-        self._event = None
-        nic = self.nic
-        ring = nic.rx_ring
-        if ring is None or not nic.is_up:
-            self.scheduled = False
-            return
-        cfg = self.config
-        clock = nic.clock
-        batch = ring.poll(cfg.budget)
-        took = len(batch.offsets)
-        c = self.counters
-        c["napi_polls"] += 1
-        # The poll's end is on the clock before the stack sees anything: a stack callback that
-        # raises cannot leave NAPI scheduled forever.
-        self._took = took
-        self._event = clock.schedule(cfg.poll_overhead_ns + took * cfg.per_frame_ns, self._end)
-        if took:
-            nbytes = ring.last_bytes
-            c["rx_stack_packets"] += took
-            c["rx_stack_bytes"] += nbytes
-            self._cycle_packets += took
-            self._cycle_bytes += nbytes
-            if self.trace is not None:
-                start = clock.now + cfg.poll_overhead_ns  # the poll took no clock time yet
-                self.trace.taken(start + cfg.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
-            callback = nic.on_receive
-            if callback is not None:  # the guest stack's hand-off (the common case, inline)
-                callback(batch)
-            else:
-                self._to_stack(batch)
-
-    def _end(self) -> None:
-        """A poll's end (a clock event): poll again if it used the whole budget, else complete.
-
-        The chain: when the next poll's end is the event the clock would run next anyway
-        (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
-        history is the one of an event per poll. Each step re-reads the state the stack callback
-        may have changed (nic down, config, callback)."""
-        clock = self.nic.clock
-        while True:
-            self._event = None
-            nic = self.nic
-            ring = nic.rx_ring
-            if ring is None or not nic.is_up:
-                self.scheduled = False
-                return
-            if self._took < self.config.budget:
-                self._complete(ring)
-                return
-            self._poll()  # budget used up: poll again (its ring.poll refills first), vector stays masked
-            event = self._event
-            if event is None or not self.chain or not clock.take(event):
-                return
-
     def _complete(self, ring) -> None:
         nic = self.nic
         ring.release()  # refill: the buffers of this poll go back to the device, one tail write
         self.scheduled = False  # napi_complete_done
-        self.counters["napi_completes"] += 1
+        self._completes += 1
         if nic.rx_usecs == coalesce.ADAPTIVE:
             self._update_itr()
         nic.function.write32(R.VTEIMS, 1 << self.vector)  # ixgbevf_irq_enable_queues
+
+    def _record_taken(self, start: int, took: int) -> None:
+        """Trace: the poll that starts handing frames over at ``start`` took ``took`` frames."""
+        self.trace.taken(start + self.config.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
 
     def _update_itr(self) -> None:
         """``ixgbevf_set_itr`` from what this vector's ring moved since the last update."""
@@ -334,7 +294,7 @@ class Napi:
         room = self.config.backlog - self._backlog_frames
         n = len(batch)
         if n > room:
-            self.counters["rx_backlog_dropped"] += n - max(room, 0)
+            self._backlog_dropped += n - max(room, 0)
             if room <= 0:
                 return
             batch = batch[:room]
@@ -368,7 +328,7 @@ class Napi:
 
     def stats(self) -> dict[str, int]:
         """NAPI and stack counters (``napi_polls``, ``rx_stack_packets``, ...)."""
-        return dict(self.counters)
+        return self.counters
 
 
 __all__ = ["NAPI_POLL_WEIGHT", "NETDEV_MAX_BACKLOG", "Napi", "NapiConfig", "RxTrace"]

@@ -27,15 +27,18 @@ from sriov import kernels
 from sriov.batch import Batch
 from sriov.drivers.ring_args import check_ring_args
 from sriov.drivers.txring import TxRing as TxRing  # the transmit side, in its own module
-from sriov.errors import ConfigError
 from sriov.hw import regs as R
 from sriov.memory import GuestMemory
 
 BOUNCE_SIZE = 16384  # largest frame a wrapping multi-buffer frame can be (MAXFRS is 16 bits)
 
 
-class RxRing:
-    """The driver side of one receive queue (VF: VF BAR registers; PF: PF BAR registers)."""
+class RxRing(kernels.impl.RxRingState):
+    """The driver side of one receive queue (VF: VF BAR registers; PF: PF BAR registers).
+
+    ``poll`` is the base class's (`sriov.golden.napi.RxRingState`, compiled in
+    ``sriov/_fp_napi.pxi``): the per-poll state lives there so that NAPI's compiled poll reaches
+    it without Python attribute lookups."""
 
     def __init__(
         self,
@@ -101,6 +104,7 @@ class RxRing:
         self._view_frames = -1  # the views of the poll outputs for that many frames, reused
         self._views: tuple[np.ndarray, ...] = ()
         self.frames = 0
+        self.last_frames = 0  # frames the last poll returned
         if start:
             self.up()
 
@@ -175,40 +179,20 @@ class RxRing:
             d = (d + 1) % self.count
         return n
 
-    def poll(self, budget: int = 64) -> Batch:
-        """Up to ``budget`` received frames as zero-copy views (valid until the next poll).
+    def _poll_idle(self) -> Batch:
+        """`poll` with budget 0 or the queue stopped: the last poll's buffers go back, no frames."""
+        self.release()
+        self.last_bytes = 0
+        return Batch.empty()
 
-        The offsets/lengths arrays of the returned `Batch` are the ring's own (reused by the next
-        poll), so a poll allocates no per-frame object; ``last_vlan`` holds each frame's VLAN tag
-        (0 when the descriptor had no VP).
-        """
-        if not isinstance(budget, int) or budget < 0:
-            raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
-        if budget == 0 or not self.running:
-            self.release()
-            self.last_bytes = 0
-            return Batch.empty()
-        # refill (the last poll's buffers), tail, scan: one call (ixgbevf_clean_rx_irq's order)
-        core = self._core
-        self._ntu, unwritten, frames, used, wrap = core.cycle(self._ntu, self._ntc, budget)
-        if unwritten:
-            self.fn.write32(self._regs[4], self._ntu)
-            self._bind_tail()
-        if wrap >= 0:
-            self._took(used, wrap)
-        else:
-            self._ntc = (self._ntc + used) % self.count
-        self.last_bytes = core.last_bytes
-        if frames != self._view_frames:  # NAPI polls take the same number most of the time
-            # the poll's views and the Batch over them, reused by the next poll of as many frames
-            # (the same arrays either way: a poll's views are valid until the next poll)
-            self._view_frames = frames
-            offs, lens, ts = self._offs[:frames], self._lens[:frames], self._ts[:frames]
-            batch = Batch(self.memory.buffer, offs, lens, ts, validate=False) if frames else Batch.empty()
-            self._views = (batch, self._vlans[:frames])
-        batch, self.last_vlan = self._views
-        self.frames += frames
-        return batch
+    def _make_views(self, frames: int) -> None:
+        """The views of the poll outputs for ``frames`` frames and the Batch over them, kept for
+        the next poll of as many frames (the same arrays either way: a poll's views are valid
+        until the next poll)."""
+        self._view_frames = frames
+        offs, lens, ts = self._offs[:frames], self._lens[:frames], self._ts[:frames]
+        batch = Batch(self.memory.buffer, offs, lens, ts, validate=False) if frames else Batch.empty()
+        self._views = (batch, self._vlans[:frames])
 
     def discard(self, budget: int | None = None) -> int:
         """Take completed frames and give their buffers straight back (a driver that drops

@@ -1,0 +1,192 @@
+# The receive poll and NAPI's poll cycle (twins: sriov/golden/napi.py, which reads as the spec).
+# RxRingState is the base of sriov.drivers.rings.RxRing and NapiCore the base of
+# sriov.drivers.napi.Napi: the state a poll touches lives in C fields, so one poll (ring refill +
+# scan, counters, the end event on the compiled clock, the hand-off to the stack) costs one
+# Python call: the stack's callback. The ring work is RxRingCore's (its cdef internals, one GIL
+# release per poll); everything rare (an unbound tail, the frame that wraps round the ring, new
+# views, completion, traces, the backlog) goes back to the subclass's Python methods.
+
+
+cdef class RxRingState:
+    """The per-poll state of a receive ring (`sriov.drivers.rings.RxRing` derives from this).
+
+    ``_ntu``/``_ntc``: next_to_use / next_to_clean; ``running``; ``last_bytes``: frame bytes of
+    the last poll; ``frames``: frames taken in all; ``last_frames``: frames the last poll
+    returned; ``_view_frames``/``_views``: the last poll's (batch, vlans) views, reused while polls
+    take as many frames; ``last_vlan``. Twin: ``sriov.golden.napi.RxRingState``.
+    """
+
+    cdef public object _core, fn, _regs, _views, last_vlan
+    cdef public Py_ssize_t _ntu, _ntc, _view_frames, last_frames
+    cdef public bint running
+    cdef public uint64_t last_bytes
+    cdef public int64_t frames
+
+    def __cinit__(self):
+        self._regs = ()
+        self._views = ()
+        self._view_frames = -1
+
+    def poll(self, budget=64):
+        """Up to ``budget`` received frames as zero-copy views (valid until the next poll).
+
+        The offsets/lengths arrays of the returned `Batch` are the ring's own (reused by the next
+        poll), so a poll allocates no per-frame object; ``last_vlan`` holds each frame's VLAN tag
+        (0 when the descriptor had no VP).
+        """
+        if not isinstance(budget, int) or budget < 0:
+            raise _ConfigError(f"budget must be a non-negative int, got {budget!r}")
+        return self._poll(budget)
+
+    cdef object _poll(self, Py_ssize_t budget):
+        cdef RxRingCore rc
+        cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, count, stop, frames, used = 0, wrap = -1
+        cdef uint64_t nbytes = 0
+        cdef bint unwritten = False
+        cdef tuple views
+        if budget == 0 or not self.running:
+            self.last_frames = 0
+            return self._poll_idle()
+        # refill (the last poll's buffers), tail, scan: one call (ixgbevf_clean_rx_irq's order)
+        core = self._core
+        if type(core) is RxRingCore:
+            rc = <RxRingCore>core
+            count = rc.count
+            if not (0 <= ntu < count and 0 <= ntc < count):
+                raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+            stop = ntc - 1 if ntc > 0 else count - 1
+            with nogil:
+                if stop != ntu:
+                    ntu = rc._repost(ntu, stop)
+                    unwritten = not rc._tail(<uint32_t>ntu)
+                frames = rc._scan_nogil(ntc, budget, &used, &wrap, &nbytes)
+            rc.last_bytes = nbytes
+        else:  # another implementation's ring core (the golden twin's): its cycle
+            ntu, unwritten, frames, used, wrap = core.cycle(ntu, ntc, budget)
+            nbytes = core.last_bytes
+            count = core.count
+        self._ntu = ntu
+        if unwritten:
+            self.fn.write32(self._regs[4], ntu)
+            self._bind_tail()
+        if wrap >= 0:
+            self._took(used, wrap)
+        else:
+            self._ntc = (ntc + used) % count
+        self.last_bytes = nbytes
+        if frames != self._view_frames:  # NAPI polls take the same number most of the time
+            self._make_views(frames)
+        views = self._views
+        self.last_vlan = views[1]
+        self.frames += frames
+        self.last_frames = frames
+        return views[0]
+
+
+cdef class NapiCore:
+    """NAPI's per-poll state and work (`sriov.drivers.napi.Napi` derives from this).
+
+    ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``chain``: run a
+    poll whose end is the clock's next event inline (`SimClock.take`); ``trace``; ``_event``:
+    the pending poll end; ``_took``: frames that poll took; ``_polls``, ``_stack_packets``,
+    ``_stack_bytes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the last ITR update.
+    Twin: ``sriov.golden.napi.NapiCore``.
+    """
+
+    cdef public object nic, trace, _event
+    cdef public bint enabled, scheduled, chain
+    cdef public Py_ssize_t vector, _took
+    cdef public int64_t _polls, _stack_packets, _stack_bytes, _cycle_packets, _cycle_bytes
+    cdef object _config, _end_cb
+    cdef Py_ssize_t _budget
+    cdef int64_t _overhead, _per_frame
+
+    def __cinit__(self):
+        self.enabled = True
+        self.chain = True
+
+    @property
+    def config(self):
+        """The `NapiConfig` (budget, guest costs) the next poll uses."""
+        return self._config
+
+    @config.setter
+    def config(self, value):
+        if value is not None:
+            self._budget = value.budget
+            self._overhead = value.poll_overhead_ns
+            self._per_frame = value.per_frame_ns
+        self._config = value
+
+    cpdef _poll(self):
+        """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
+        clock, hand the frames to the stack."""
+        cdef Py_ssize_t took
+        cdef uint64_t nbytes
+        cdef int64_t delay
+        self._event = None
+        nic = self.nic
+        ring = nic.rx_ring
+        if ring is None or not nic.is_up:
+            self.scheduled = False
+            return
+        clock = nic.clock
+        if isinstance(ring, RxRingState):
+            batch = (<RxRingState>ring)._poll(self._budget)
+            took = (<RxRingState>ring).last_frames
+            nbytes = (<RxRingState>ring).last_bytes
+        else:
+            batch = ring.poll(self._budget)
+            took = ring.last_frames
+            nbytes = ring.last_bytes
+        self._polls += 1
+        # The poll's end is on the clock before the stack sees anything: a stack callback that
+        # raises cannot leave NAPI scheduled forever.
+        self._took = took
+        delay = self._overhead + took * self._per_frame
+        if self._end_cb is None:
+            self._end_cb = self._end
+        if type(clock) is SimClock:
+            self._event = (<SimClock>clock)._new(delay, self._end_cb)
+        else:
+            self._event = clock.schedule(delay, self._end_cb)
+        if took:
+            self._stack_packets += took
+            self._stack_bytes += nbytes
+            self._cycle_packets += took
+            self._cycle_bytes += nbytes
+            if self.trace is not None:
+                self._record_taken(clock.now + self._overhead, took)  # the poll took no clock time yet
+            callback = nic.on_receive
+            if callback is not None:  # the guest stack's hand-off (the common case, inline)
+                callback(batch)
+            else:
+                self._to_stack(batch)
+
+    def _end(self):
+        """A poll's end (a clock event): poll again if it used the whole budget, else complete.
+
+        The chain: when the next poll's end is the event the clock would run next anyway
+        (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
+        history is the one of an event per poll. Each step re-reads the state the stack callback
+        may have changed (nic down, config, callback, ``chain``)."""
+        clock = self.nic.clock
+        while True:
+            self._event = None
+            nic = self.nic
+            ring = nic.rx_ring
+            if ring is None or not nic.is_up:
+                self.scheduled = False
+                return
+            if self._took < self._budget:
+                self._complete(ring)
+                return
+            self._poll()  # budget used up: poll again (its refill comes first), vector stays masked
+            event = self._event
+            if event is None or not self.chain:
+                return
+            if type(clock) is SimClock and type(event) is EventHandle:
+                if not (<SimClock>clock).take(<EventHandle>event):
+                    return
+            elif not clock.take(event):
+                return

@@ -1,0 +1,173 @@
+"""The receive poll and NAPI's poll cycle in plain Python: twins of ``sriov/_fp_napi.pxi``.
+
+Two base classes hold the state the per-poll work touches, so that the compiled twins can keep
+it in C: `RxRingState` is the base of `sriov.drivers.rings.RxRing` (its ``poll``), `NapiCore` the
+base of `sriov.drivers.napi.Napi` (``_poll`` and ``_end``: one poll, and a poll's end with the
+chain of polls after it). The subclasses own everything else (bring-up, refill, the wrapping
+frame's bounce copy, the batch views, completion, the stack backlog, traces). Read these as the
+specification of the compiled ones.
+"""
+
+from __future__ import annotations
+
+from sriov.errors import ConfigError
+
+
+class RxRingState:
+    """The per-poll state of a receive ring (`sriov.drivers.rings.RxRing` derives from this).
+
+    ``_ntu``/``_ntc``: next_to_use / next_to_clean; ``running``; ``last_bytes``: frame bytes of
+    the last poll; ``frames``: frames taken in all; ``_view_frames``/``_views``: the last poll's
+    (batch, vlans) views, reused while polls take as many frames; ``last_vlan``.
+    """
+
+    def __init__(self) -> None:
+        self._core = None
+        self.fn = None
+        self._regs: tuple[int, ...] = ()
+        self._ntu = 0
+        self._ntc = 0
+        self.running = False
+        self.last_bytes = 0
+        self.frames = 0
+        self.last_frames = 0  # frames the last poll returned
+        self._view_frames = -1
+        self._views: tuple = ()
+        self.last_vlan = None
+
+    def poll(self, budget: int = 64):
+        """Up to ``budget`` received frames as zero-copy views (valid until the next poll).
+
+        The offsets/lengths arrays of the returned `Batch` are the ring's own (reused by the next
+        poll), so a poll allocates no per-frame object; ``last_vlan`` holds each frame's VLAN tag
+        (0 when the descriptor had no VP).
+        """
+        if not isinstance(budget, int) or budget < 0:
+            raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
+        if budget == 0 or not self.running:
+            self.last_frames = 0
+            return self._poll_idle()
+        # refill (the last poll's buffers), tail, scan: one call (ixgbevf_clean_rx_irq's order)
+        core = self._core
+        self._ntu, unwritten, frames, used, wrap = core.cycle(self._ntu, self._ntc, budget)
+        if unwritten:
+            self.fn.write32(self._regs[4], self._ntu)
+            self._bind_tail()
+        if wrap >= 0:
+            self._took(used, wrap)
+        else:
+            self._ntc = (self._ntc + used) % core.count
+        self.last_bytes = core.last_bytes
+        if frames != self._view_frames:  # NAPI polls take the same number most of the time
+            self._make_views(frames)
+        batch, self.last_vlan = self._views
+        self.frames += frames
+        self.last_frames = frames
+        return batch
+
+    # the subclass's part
+    def _poll_idle(self):  # pragma: no cover - RxRing defines it
+        raise NotImplementedError
+
+    def _bind_tail(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _took(self, used: int, wrap: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _make_views(self, frames: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+class NapiCore:
+    """NAPI's per-poll state and work (`sriov.drivers.napi.Napi` derives from this).
+
+    ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``chain``: run a
+    poll whose end is the clock's next event inline (`SimClock.take`); ``trace``; ``_event``:
+    the pending poll end; ``_took``: frames that poll took; ``_polls``, ``_stack_packets``,
+    ``_stack_bytes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the last ITR update.
+    """
+
+    def __init__(self) -> None:
+        self.nic = None
+        self.config = None
+        self.enabled = True
+        self.scheduled = False
+        self.chain = True
+        self.vector = 0
+        self.trace = None
+        self._event = None
+        self._took = 0
+        self._polls = 0
+        self._stack_packets = 0
+        self._stack_bytes = 0
+        self._cycle_packets = 0
+        self._cycle_bytes = 0
+
+    def _poll(self) -> None:
+        """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
+        clock, hand the frames to the stack."""
+        self._event = None
+        nic = self.nic
+        ring = nic.rx_ring
+        if ring is None or not nic.is_up:
+            self.scheduled = False
+            return
+        cfg = self.config
+        clock = nic.clock
+        batch = ring.poll(cfg.budget)
+        took = ring.last_frames
+        self._polls += 1
+        # The poll's end is on the clock before the stack sees anything: a stack callback that
+        # raises cannot leave NAPI scheduled forever.
+        self._took = took
+        self._event = clock.schedule(cfg.poll_overhead_ns + took * cfg.per_frame_ns, self._end)
+        if took:
+            nbytes = ring.last_bytes
+            self._stack_packets += took
+            self._stack_bytes += nbytes
+            self._cycle_packets += took
+            self._cycle_bytes += nbytes
+            if self.trace is not None:
+                self._record_taken(clock.now + cfg.poll_overhead_ns, took)  # no clock time taken yet
+            callback = nic.on_receive
+            if callback is not None:  # the guest stack's hand-off (the common case, inline)
+                callback(batch)
+            else:
+                self._to_stack(batch)
+
+    def _end(self) -> None:
+        """A poll's end (a clock event): poll again if it used the whole budget, else complete.
+
+        The chain: when the next poll's end is the event the clock would run next anyway
+        (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
+        history is the one of an event per poll. Each step re-reads the state the stack callback
+        may have changed (nic down, config, callback, ``chain``)."""
+        clock = self.nic.clock
+        while True:
+            self._event = None
+            nic = self.nic
+            ring = nic.rx_ring
+            if ring is None or not nic.is_up:
+                self.scheduled = False
+                return
+            if self._took < self.config.budget:
+                self._complete(ring)
+                return
+            self._poll()  # budget used up: poll again (its ring.poll refills first), vector stays masked
+            event = self._event
+            if event is None or not self.chain or not clock.take(event):
+                return
+
+    # the subclass's part
+    def _complete(self, ring) -> None:  # pragma: no cover - Napi defines it
+        raise NotImplementedError
+
+    def _record_taken(self, start: int, took: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _to_stack(self, batch) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+__all__ = ["NapiCore", "RxRingState"]

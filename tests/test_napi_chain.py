@@ -1,0 +1,212 @@
+"""NAPI's poll chain and its compiled twins (sriov/_fp_napi.pxi, sriov/golden/napi.py).
+
+A poll whose end is the event the clock would run next anyway runs inline (`SimClock.take`):
+the history must be the one of an event per poll, to the nanosecond and the callback, whatever
+the stack callback does. And the compiled `RxRingState`/`NapiCore` must give the history of their
+plain-Python twins. Both are checked on the full model (host, device, PF and VF drivers) with
+several VFs, random traffic, moderation settings, guest costs and a stack that may bring the
+interface down, drop its callback or schedule clock events in the middle of a poll cycle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from contextlib import contextmanager
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sriov import golden, kernels
+from sriov.batch import Batch
+from sriov.drivers import napi as napi_mod
+from sriov.drivers import rings
+from sriov.drivers import vf as vf_mod
+from sriov.drivers.napi import NapiConfig
+from sriov.host import Host
+
+
+def _on(base: type, cls: type) -> type:
+    """``cls`` with its base class (a compiled twin) replaced by ``base``."""
+    body = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    return type(cls.__name__, (base,), body)
+
+
+@contextmanager
+def _twins(kind: str):
+    """The VF drivers created inside use the compiled ("compiled") or golden twins."""
+    if kind == "compiled":
+        yield
+        return
+    with (
+        mock.patch.object(vf_mod, "Napi", _on(golden.NapiCore, napi_mod.Napi)),
+        mock.patch.object(rings, "RxRing", _on(golden.RxRingState, rings.RxRing)),
+    ):
+        yield
+
+
+def _mac(i: int) -> str:
+    return f"02:00:00:00:02:{i:02x}"
+
+
+def _frames(vf_of: list[int], gaps: list[int], start: int) -> Batch:
+    """Frame k to VF ``vf_of[k]`` (carrying k), ``gaps[k]`` ns after the one before."""
+    frames = []
+    for k, vf in enumerate(vf_of):
+        head = bytes.fromhex(_mac(vf).replace(":", "")) + bytes.fromhex("020000000099") + b"\x08\x00"
+        frames.append(head + bytes(42) + k.to_bytes(4, "big"))
+    ts = start + np.cumsum(np.asarray(gaps, dtype=np.int64))
+    return Batch.from_frames(frames, timestamps_ns=ts)
+
+
+SCENARIO = st.fixed_dictionaries(
+    {
+        "vfs": st.integers(1, 3),
+        "rx_usecs": st.sampled_from([0, 1, 10, 50]),
+        "budget": st.sampled_from([1, 4, 16, 64]),
+        "overhead": st.sampled_from([0, 300, 1_000]),
+        "per_frame": st.sampled_from([0, 50, 400]),
+        "chunk_ns": st.sampled_from([0, 0, 20_000]),
+        "frames": st.integers(0, 700),
+        "gap": st.sampled_from([0, 5, 68, 300, 2_000]),  # mean ns between arrivals
+        "seed": st.integers(0, 2**16),
+        # (vf, callback number, what): the stack does something at its n-th hand-off
+        "disrupt": st.lists(
+            st.tuples(
+                st.integers(0, 2),
+                st.integers(0, 12),
+                st.sampled_from(["down", "drop_callback", "schedule", "chain_off", "up"]),
+            ),
+            max_size=3,
+        ),
+    }
+)
+
+
+def _history(kind: str, chain: bool, sc: dict) -> list:
+    with _twins(kind):
+        host = Host(seed=0)
+        port = host.add_port("eth0")
+        port.pf.set_numvfs(sc["vfs"])
+        nics = []
+        for i in range(sc["vfs"]):
+            port.pf.set_vf(i, mac=_mac(i))
+            nic = host.assign(port.vf(i), host.add_vm(f"vm{i}", memory=4 << 20))
+            nic.up()
+            nic.set_coalesce(sc["rx_usecs"])
+            nic.napi.configure(
+                NapiConfig(budget=sc["budget"], poll_overhead_ns=sc["overhead"], per_frame_ns=sc["per_frame"])
+            )
+            nic.napi.chain = chain
+            nics.append(nic)
+    assert all(type(n.napi).__mro__[1] is (kernels.impl.NapiCore if kind == "compiled" else golden.NapiCore)
+               for n in nics)  # fmt: skip
+    clock = host.clock
+    clock.advance(5_000_000)
+    log: list = []
+    calls = [0] * len(nics)
+    plans = {(vf % len(nics), n): what for vf, n, what in sc["disrupt"]}
+
+    def stack(i: int):
+        def on_receive(batch: Batch) -> None:
+            digest = hashlib.blake2b(digest_size=8)
+            for o, n in zip(batch.offsets.tolist(), batch.lengths.tolist(), strict=True):
+                digest.update(bytes(batch.data[o : o + n]))
+            log.append(("rx", i, clock.now, len(batch), digest.hexdigest()))
+            what = plans.get((i, calls[i]))
+            calls[i] += 1
+            nic = nics[i]
+            if what == "down":
+                nic.down()
+            elif what == "drop_callback":
+                nic.on_receive = None  # from now on: the backlog
+            elif what == "schedule":
+                clock.schedule(sc["overhead"] + 25, lambda: log.append(("event", i, clock.now)))
+            elif what == "chain_off":
+                nic.napi.chain = False
+            elif what == "up":
+                clock.schedule(3_000, nic.up)  # down then up again later, if it was down
+
+        return on_receive
+
+    for i, nic in enumerate(nics):
+        nic.on_receive = stack(i)
+    if sc["frames"]:
+        rng = np.random.default_rng(sc["seed"])
+        vf_of = rng.integers(0, len(nics), sc["frames"]).tolist()
+        gaps = rng.integers(0, 2 * sc["gap"] + 1, sc["frames"]).tolist()
+        host.run_traffic(port, _frames(vf_of, gaps, 0), start_ns=clock.now + 1, chunk_ns=sc["chunk_ns"])
+    clock.advance(3_000_000)
+    for i, nic in enumerate(nics):
+        tr = nic.napi.trace
+        ring = nic.rx_ring
+        log.append(
+            (
+                "nic",
+                i,
+                nic.napi.counters,
+                nic.interrupts(),
+                nic.napi.backlog_frames(),
+                nic.napi.scheduled,
+                None
+                if tr is None
+                else (tr.arrival.view().tolist(), tr.handed.view().tolist(), tr.irq.view().tolist()),
+                None if ring is None else (ring.frames, ring._ntu, ring._ntc, ring.last_bytes),
+            )
+        )
+    log.append(("clock", clock.now, clock.events_run, clock.pending(), clock.next_event_time()))
+    return log
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCENARIO)
+def test_the_chain_gives_the_history_of_one_event_per_poll(sc: dict) -> None:
+    assert _history(kernels.IMPLEMENTATION, True, sc) == _history(kernels.IMPLEMENTATION, False, sc)
+
+
+@pytest.mark.skipif(
+    kernels.compiled is None or kernels.IMPLEMENTATION != "compiled", reason="compiled twins only"
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCENARIO)
+def test_compiled_napi_and_ring_poll_agree_with_their_golden_twins(sc: dict) -> None:
+    assert _history("compiled", True, sc) == _history("golden", True, sc)
+
+
+class _WatchedClock(golden.SimClock):
+    """The plain-Python clock, counting the poll ends run inline."""
+
+    inline = 0
+
+    def take(self, handle) -> bool:
+        taken = super().take(handle)
+        _WatchedClock.inline += taken
+        return taken
+
+
+@pytest.mark.parametrize("vfs", [1, 2])
+def test_the_chain_runs_polls_inline_when_nothing_else_is_due(vfs: int) -> None:
+    """300 frames per VF at once: with one VF every poll end after the first runs inline; with
+    two, the VFs' poll ends interleave (the next event is the other VF's) and only the tail of
+    the busier VF's cycle can; the hand-off times are the same either way."""
+    out = {}
+    sc = {"vfs": vfs, "rx_usecs": 0, "budget": 64, "overhead": 1_000, "per_frame": 50, "chunk_ns": 20_000,
+          "frames": 300 * vfs, "gap": 0, "seed": 0, "disrupt": []}  # fmt: skip
+    for chain in (True, False):
+        _WatchedClock.inline = 0
+        with mock.patch("sriov.host.SimClock", _WatchedClock):
+            out[chain] = _history(kernels.IMPLEMENTATION, chain, sc)
+        if not chain:
+            assert _WatchedClock.inline == 0
+        elif vfs == 1:
+            assert _WatchedClock.inline == 4
+        else:
+            assert _WatchedClock.inline < 4
+    assert out[True] == out[False]
+    rx = [e for e in out[True] if e[0] == "rx" and e[1] == 0]
+    if vfs == 1:
+        assert [e[3] for e in rx] == [64, 64, 64, 64, 44]
+    assert {b[2] - a[2] for a, b in itertools.pairwise(rx[:4])} == {1_000 + 64 * 50}
