@@ -12,11 +12,12 @@ cdef class RxRingState:
 
     ``_ntu``/``_ntc``: next_to_use / next_to_clean; ``running``; ``last_bytes``: frame bytes of
     the last poll; ``frames``: frames taken in all; ``last_frames``: frames the last poll
-    returned; ``_view_frames``/``_views``: the last poll's (batch, vlans) views, reused while polls
-    take as many frames; ``last_vlan``. Twin: ``sriov.golden.napi.RxRingState``.
+    returned; ``_view_frames``/``_views``: the last poll's (batch, vlans) views, reused by polls
+    that take as many frames (``_view_cache``: every size made so far); ``last_vlan``. Twin: ``sriov.golden.napi.RxRingState``.
     """
 
     cdef public object _core, fn, _regs, _views, last_vlan
+    cdef public dict _view_cache  # frames -> (batch, vlans): NAPI's cycle alternates 64 and the rest
     cdef public Py_ssize_t _ntu, _ntc, _view_frames, last_frames
     cdef public bint running
     cdef public uint64_t last_bytes
@@ -26,6 +27,7 @@ cdef class RxRingState:
         self._regs = ()
         self._views = ()
         self._view_frames = -1
+        self._view_cache = {}
 
     def poll(self, budget=64):
         """Up to ``budget`` received frames as zero-copy views (valid until the next poll).
@@ -37,6 +39,30 @@ cdef class RxRingState:
         if not isinstance(budget, int) or budget < 0:
             raise _ConfigError(f"budget must be a non-negative int, got {budget!r}")
         return self._poll(budget)
+
+    def release(self):
+        """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
+        cdef RxRingCore rc
+        cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, count, stop
+        cdef bint written
+        core = self._core
+        if type(core) is not RxRingCore:
+            self._refill_to((ntc - 1) % core.count)
+            return
+        rc = <RxRingCore>core
+        count = rc.count
+        if not (0 <= ntu < count and 0 <= ntc < count):
+            raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+        stop = ntc - 1 if ntc > 0 else count - 1
+        if stop == ntu:
+            return
+        with nogil:  # re-post up to next_to_clean, header address 0 clears DD; one tail write
+            ntu = rc._repost(ntu, stop)
+            written = rc._tail(<uint32_t>ntu)
+        self._ntu = ntu
+        if not written:
+            self.fn.write32(self._regs[4], ntu)
+            self._bind_tail()
 
     cdef object _poll(self, Py_ssize_t budget):
         cdef RxRingCore rc
@@ -75,7 +101,12 @@ cdef class RxRingState:
             self._ntc = (ntc + used) % count
         self.last_bytes = nbytes
         if frames != self._view_frames:  # NAPI polls take the same number most of the time
-            self._make_views(frames)
+            cached = self._view_cache.get(frames)
+            if cached is None:
+                self._make_views(frames)
+            else:
+                self._views = cached
+                self._view_frames = frames
         views = self._views
         self.last_vlan = views[1]
         self.frames += frames

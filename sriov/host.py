@@ -9,6 +9,7 @@ and the guest's VF driver (`VfNic`) binds by device id.
 from __future__ import annotations
 
 import importlib.util
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -66,8 +67,12 @@ class Vm:
 
     def _inject(self, nic: VfNic, vector: int) -> None:
         """A VF MSI-X message arrived: the hypervisor injects it into the guest's handler."""
-        key = f"{nic.name}-{vector}"
-        self.injected[key] = self.injected.get(key, 0) + 1
+        self._inject_as(f"{nic.name}-{vector}", nic, vector)
+
+    def _inject_as(self, key: str, nic: VfNic, vector: int) -> None:
+        """`_inject` with the ``injected`` key made once, when the vector was routed."""
+        injected = self.injected
+        injected[key] = injected.get(key, 0) + 1
         nic._msix(vector)
 
     def __repr__(self) -> str:
@@ -235,7 +240,7 @@ class Host:
         seed = int(self._rng.integers(0, 2**63))
         nic = driver(vf_function, vm.memory, self.clock, seed=seed, name=f"{vm.name}/eth{len(vm.nics)}")
         for vector in range(nic.NUM_VECTORS):
-            vf_function.set_msix_handler(vector, lambda v, nic=nic, vm=vm: vm._inject(nic, v))
+            vf_function.set_msix_handler(vector, partial(vm._inject_as, f"{nic.name}-{vector}", nic))
         # The VF's messages now go through the hypervisor's injection path to this guest.
         vf_function.irq_latency_ns = vm.injection_latency_ns
         vm.nics.append(nic)

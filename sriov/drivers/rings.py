@@ -36,7 +36,7 @@ BOUNCE_SIZE = 16384  # largest frame a wrapping multi-buffer frame can be (MAXFR
 class RxRing(kernels.impl.RxRingState):
     """The driver side of one receive queue (VF: VF BAR registers; PF: PF BAR registers).
 
-    ``poll`` is the base class's (`sriov.golden.napi.RxRingState`, compiled in
+    ``poll`` and ``release`` are the base class's (`sriov.golden.napi.RxRingState`, compiled in
     ``sriov/_fp_napi.pxi``): the per-poll state lives there so that NAPI's compiled poll reaches
     it without Python attribute lookups."""
 
@@ -103,6 +103,7 @@ class RxRing(kernels.impl.RxRingState):
         self.last_bytes = 0  # frame bytes the last poll returned
         self._view_frames = -1  # the views of the poll outputs for that many frames, reused
         self._views: tuple[np.ndarray, ...] = ()
+        self._view_cache: dict[int, tuple] = {}  # every views size made so far (see _make_views)
         self.frames = 0
         self.last_frames = 0  # frames the last poll returned
         if start:
@@ -165,10 +166,6 @@ class RxRing(kernels.impl.RxRingState):
         else:
             self._core.bind_tail(device.regs, *found)
 
-    def release(self) -> None:
-        """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
-        self._refill_to((self._ntc - 1) % self.count)
-
     # -- receive ----------------------------------------------------------------------------------
     def pending(self) -> int:
         """Descriptors the hardware has written back and the driver has not taken yet."""
@@ -187,12 +184,12 @@ class RxRing(kernels.impl.RxRingState):
 
     def _make_views(self, frames: int) -> None:
         """The views of the poll outputs for ``frames`` frames and the Batch over them, kept for
-        the next poll of as many frames (the same arrays either way: a poll's views are valid
-        until the next poll)."""
+        the next polls of as many frames (the same arrays either way: a poll's views are valid
+        until the next poll); at most one per ring size."""
         self._view_frames = frames
         offs, lens, ts = self._offs[:frames], self._lens[:frames], self._ts[:frames]
         batch = Batch(self.memory.buffer, offs, lens, ts, validate=False) if frames else Batch.empty()
-        self._views = (batch, self._vlans[:frames])
+        self._views = self._view_cache[frames] = (batch, self._vlans[:frames])
 
     def discard(self, budget: int | None = None) -> int:
         """Take completed frames and give their buffers straight back (a driver that drops

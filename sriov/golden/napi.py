@@ -18,7 +18,8 @@ class RxRingState:
 
     ``_ntu``/``_ntc``: next_to_use / next_to_clean; ``running``; ``last_bytes``: frame bytes of
     the last poll; ``frames``: frames taken in all; ``_view_frames``/``_views``: the last poll's
-    (batch, vlans) views, reused while polls take as many frames; ``last_vlan``.
+    (batch, vlans) views, reused by polls that take as many frames (``_view_cache``: every size
+    made so far); ``last_vlan``.
     """
 
     def __init__(self) -> None:
@@ -33,6 +34,7 @@ class RxRingState:
         self.last_frames = 0  # frames the last poll returned
         self._view_frames = -1
         self._views: tuple = ()
+        self._view_cache: dict[int, tuple] = {}
         self.last_vlan = None
 
     def poll(self, budget: int = 64):
@@ -59,13 +61,25 @@ class RxRingState:
             self._ntc = (self._ntc + used) % core.count
         self.last_bytes = core.last_bytes
         if frames != self._view_frames:  # NAPI polls take the same number most of the time
-            self._make_views(frames)
+            cached = self._view_cache.get(frames)
+            if cached is None:
+                self._make_views(frames)
+            else:
+                self._views = cached
+                self._view_frames = frames
         batch, self.last_vlan = self._views
         self.frames += frames
         self.last_frames = frames
         return batch
 
+    def release(self) -> None:
+        """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
+        self._refill_to((self._ntc - 1) % self._core.count)
+
     # the subclass's part
+    def _refill_to(self, stop: int) -> None:  # pragma: no cover - RxRing defines it
+        raise NotImplementedError
+
     def _poll_idle(self):  # pragma: no cover - RxRing defines it
         raise NotImplementedError
 

@@ -20,6 +20,7 @@ Registers with side effects get named handlers; all others are plain storage.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -84,6 +85,7 @@ class PciFunction:
         self.domain: Domain = device.iommu.new_domain(name)
         self._msix_handlers: dict[int, MsixHandler] = {}
         self._msix_pending: set[int] = set()
+        self._msix_deliver: dict[int, Callable[[], None]] = {}
         self.msix_delivered: dict[int, int] = {}
         self.irq_latency_ns = device.irq_latency_ns
         self.bad_accesses = 0
@@ -110,19 +112,22 @@ class PciFunction:
 
         A vector already in flight is not sent twice (its message is coalesced).
         """
-        handler = self._msix_handlers.get(vector)
-        if handler is None or vector in self._msix_pending:
+        if vector in self._msix_pending or vector not in self._msix_handlers:
             return
         self._msix_pending.add(vector)
-
-        def deliver() -> None:
-            self._msix_pending.discard(vector)
-            self.msix_delivered[vector] = self.msix_delivered.get(vector, 0) + 1
-            target = self._msix_handlers.get(vector)
-            if target is not None:
-                target(vector)
-
+        deliver = self._msix_deliver.get(vector)
+        if deliver is None:  # one delivery callable per vector, made once
+            deliver = self._msix_deliver[vector] = partial(self._deliver_msix, vector)
         self.device.clock.schedule(self.irq_latency_ns, deliver)
+
+    def _deliver_msix(self, vector: int) -> None:
+        """The message of ``vector`` reaches its handler (the clock event `signal_msix` made)."""
+        self._msix_pending.discard(vector)
+        delivered = self.msix_delivered
+        delivered[vector] = delivered.get(vector, 0) + 1
+        target = self._msix_handlers.get(vector)
+        if target is not None:
+            target(vector)
 
     def interrupt_counts(self) -> dict[str, int]:
         """Interrupts each MSI-X vector sent, by the name /proc/interrupts gives it."""
@@ -169,12 +174,22 @@ class VfFunction(PciFunction):
         return self.device.vf_read(self.index, offset)
 
     def write32(self, offset: int, value: int) -> None:
-        try:
-            offset = _check_access(offset, self.bar_size, value)
-        except RegisterAccessError:
-            self.bad_accesses += 1
-            raise
-        self.device.vf_write(self.index, offset, int(value))
+        # the common case (plain ints, aligned, in range) checked inline; anything else through
+        # _check_access, which says what is wrong
+        if not (
+            type(offset) is int
+            and type(value) is int
+            and 0 <= offset < self.bar_size
+            and not offset & 3
+            and 0 <= value <= U32
+        ):
+            try:
+                offset = _check_access(offset, self.bar_size, value)
+            except RegisterAccessError:
+                self.bad_accesses += 1
+                raise
+            value = int(value)
+        self.device.vf_write(self.index, offset, value)
 
 
 class Device82599:
