@@ -7,6 +7,9 @@
 # views, completion, traces, the backlog) goes back to the subclass's Python methods.
 
 
+cdef uint32_t _NAPI_VTEIMS = _R.VTEIMS
+
+
 cdef class RxRingState:
     """The per-poll state of a receive ring (`sriov.drivers.rings.RxRing` derives from this).
 
@@ -42,6 +45,9 @@ cdef class RxRingState:
 
     def release(self):
         """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
+        self._release()
+
+    cdef _release(self):
         cdef RxRingCore rc
         cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, count, stop
         cdef bint written
@@ -120,14 +126,15 @@ cdef class NapiCore:
     ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``chain``: run a
     poll whose end is the clock's next event inline (`SimClock.take`); ``trace``; ``_event``:
     the pending poll end; ``_took``: frames that poll took; ``_polls``, ``_stack_packets``,
-    ``_stack_bytes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the last ITR update.
-    Twin: ``sriov.golden.napi.NapiCore``.
+    ``_stack_bytes``, ``_completes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the
+    last ITR update. Twin: ``sriov.golden.napi.NapiCore``.
     """
 
     cdef public object nic, trace, _event
     cdef public bint enabled, scheduled, chain
     cdef public Py_ssize_t vector, _took
-    cdef public int64_t _polls, _stack_packets, _stack_bytes, _cycle_packets, _cycle_bytes
+    cdef public int64_t _polls, _stack_packets, _stack_bytes, _cycle_packets, _cycle_bytes, _completes
+    cdef public int64_t adaptive_usecs  # the rx-usecs value that means adaptive ITR (set by the subclass)
     cdef object _config, _end_cb
     cdef Py_ssize_t _budget
     cdef int64_t _overhead, _per_frame
@@ -149,19 +156,38 @@ cdef class NapiCore:
             self._per_frame = value.per_frame_ns
         self._config = value
 
+    def interrupt(self, Py_ssize_t vector):
+        """The queue vector's handler (``ixgbevf_msix_clean_rings``): schedule a poll cycle."""
+        nic = self.nic
+        clock = nic.clock
+        if self.trace is not None:
+            self.trace.interrupt(clock.now)
+        if not self.enabled or self.scheduled or not nic.is_up:
+            return
+        ring = nic.rx_ring
+        if ring is None:
+            return
+        self.vector = vector
+        self.scheduled = True
+        self._poll_ring(nic, ring, clock)  # the softirq runs as the hard interrupt returns
+
     cpdef _poll(self):
         """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
         clock, hand the frames to the stack."""
-        cdef Py_ssize_t took
-        cdef uint64_t nbytes
-        cdef int64_t delay
         self._event = None
         nic = self.nic
         ring = nic.rx_ring
         if ring is None or not nic.is_up:
             self.scheduled = False
             return
-        clock = nic.clock
+        self._poll_ring(nic, ring, nic.clock)
+
+    cdef _poll_ring(self, nic, ring, clock):
+        """`_poll` once the caller has read (and checked) the nic's ring and clock."""
+        cdef Py_ssize_t took
+        cdef uint64_t nbytes
+        cdef int64_t delay
+        self._event = None
         if isinstance(ring, RxRingState):
             batch = (<RxRingState>ring)._poll(self._budget)
             took = (<RxRingState>ring).last_frames
@@ -201,7 +227,8 @@ cdef class NapiCore:
         (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
         history is the one of an event per poll. Each step re-reads the state the stack callback
         may have changed (nic down, config, callback, ``chain``)."""
-        clock = self.nic.clock
+        nic = self.nic
+        clock = nic.clock
         while True:
             self._event = None
             nic = self.nic
@@ -212,7 +239,7 @@ cdef class NapiCore:
             if self._took < self._budget:
                 self._complete(ring)
                 return
-            self._poll()  # budget used up: poll again (its refill comes first), vector stays masked
+            self._poll_ring(nic, ring, clock)  # budget used up: poll again, the vector stays masked
             event = self._event
             if event is None or not self.chain:
                 return
@@ -221,3 +248,18 @@ cdef class NapiCore:
                     return
             elif not clock.take(event):
                 return
+
+    cpdef _complete(self, ring):
+        """The cycle's last poll took less than the budget: refill (the poll's buffers go back to
+        the device, one tail write), ``napi_complete_done``, adaptive ITR (rx-usecs
+        ``adaptive_usecs``), ``ixgbevf_irq_enable_queues`` (VTEIMS = the vector's bit)."""
+        nic = self.nic
+        if isinstance(ring, RxRingState):
+            (<RxRingState>ring)._release()
+        else:
+            ring.release()
+        self.scheduled = False
+        self._completes += 1
+        if nic.rx_usecs == self.adaptive_usecs:
+            self._update_itr()
+        nic.function.write32(_NAPI_VTEIMS, 1 << self.vector)

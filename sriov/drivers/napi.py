@@ -39,7 +39,6 @@ from sriov import kernels
 from sriov.batch import Batch
 from sriov.drivers import coalesce
 from sriov.errors import ConfigError
-from sriov.hw import regs as R
 from sriov.hw.clock import EventHandle
 
 if TYPE_CHECKING:
@@ -196,9 +195,10 @@ class RxTrace:
 class Napi(kernels.impl.NapiCore):
     """The NAPI context of a VF driver's queue vector.
 
-    One poll (``_poll``) and a poll's end with the chain of polls after it (``_end``) are the base
-    class's (`sriov.golden.napi.NapiCore`, compiled in ``sriov/_fp_napi.pxi``); this class is the
-    rest of the cycle: the interrupt, completion, adaptive ITR, the stack's backlog."""
+    The interrupt (``interrupt``), one poll (``_poll``), a poll's end with the chain of polls
+    after it (``_end``) and completion (``_complete``) are the base class's
+    (`sriov.golden.napi.NapiCore`, compiled in ``sriov/_fp_napi.pxi``); this class is the rest:
+    adaptive ITR, the stack's backlog, reset, the counters."""
 
     def __init__(self, nic: VfNic, config: NapiConfig | None = None) -> None:
         self.nic = nic
@@ -217,6 +217,7 @@ class Napi(kernels.impl.NapiCore):
         self._backlog_frames = 0
         self._polls = self._stack_packets = self._stack_bytes = 0
         self._completes = 0
+        self.adaptive_usecs = coalesce.ADAPTIVE
         self._backlog_dropped = 0
 
     @property
@@ -253,26 +254,6 @@ class Napi(kernels.impl.NapiCore):
             self.trace.flush()
 
     # -- the interrupt and the poll cycle ---------------------------------------------------------
-    def interrupt(self, vector: int) -> None:
-        """The queue vector's handler (``ixgbevf_msix_clean_rings``): schedule a poll cycle."""
-        nic = self.nic
-        if self.trace is not None:
-            self.trace.interrupt(nic.clock.now)
-        if not self.enabled or self.scheduled or not nic.is_up or nic.rx_ring is None:
-            return
-        self.vector = vector
-        self.scheduled = True
-        self._poll()  # the softirq runs as the hard interrupt returns
-
-    def _complete(self, ring) -> None:
-        nic = self.nic
-        ring.release()  # refill: the buffers of this poll go back to the device, one tail write
-        self.scheduled = False  # napi_complete_done
-        self._completes += 1
-        if nic.rx_usecs == coalesce.ADAPTIVE:
-            self._update_itr()
-        nic.function.write32(R.VTEIMS, 1 << self.vector)  # ixgbevf_irq_enable_queues
-
     def _record_taken(self, start: int, took: int) -> None:
         """Trace: the poll that starts handing frames over at ``start`` took ``took`` frames."""
         self.trace.taken(start + self.config.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))

@@ -11,6 +11,7 @@ specification of the compiled ones.
 from __future__ import annotations
 
 from sriov.errors import ConfigError
+from sriov.hw import regs as R
 
 
 class RxRingState:
@@ -99,7 +100,8 @@ class NapiCore:
     ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``chain``: run a
     poll whose end is the clock's next event inline (`SimClock.take`); ``trace``; ``_event``:
     the pending poll end; ``_took``: frames that poll took; ``_polls``, ``_stack_packets``,
-    ``_stack_bytes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the last ITR update.
+    ``_stack_bytes``, ``_completes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the
+    last ITR update.
     """
 
     def __init__(self) -> None:
@@ -113,10 +115,23 @@ class NapiCore:
         self._event = None
         self._took = 0
         self._polls = 0
+        self._completes = 0
+        self.adaptive_usecs = 1
         self._stack_packets = 0
         self._stack_bytes = 0
         self._cycle_packets = 0
         self._cycle_bytes = 0
+
+    def interrupt(self, vector: int) -> None:
+        """The queue vector's handler (``ixgbevf_msix_clean_rings``): schedule a poll cycle."""
+        nic = self.nic
+        if self.trace is not None:
+            self.trace.interrupt(nic.clock.now)
+        if not self.enabled or self.scheduled or not nic.is_up or nic.rx_ring is None:
+            return
+        self.vector = vector
+        self.scheduled = True
+        self._poll()  # the softirq runs as the hard interrupt returns
 
     def _poll(self) -> None:
         """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
@@ -173,8 +188,20 @@ class NapiCore:
             if event is None or not self.chain or not clock.take(event):
                 return
 
+    def _complete(self, ring) -> None:
+        """The cycle's last poll took less than the budget: refill (the poll's buffers go back to
+        the device, one tail write), ``napi_complete_done``, adaptive ITR (rx-usecs
+        ``adaptive_usecs``), ``ixgbevf_irq_enable_queues`` (VTEIMS = the vector's bit)."""
+        nic = self.nic
+        ring.release()
+        self.scheduled = False
+        self._completes += 1
+        if nic.rx_usecs == self.adaptive_usecs:
+            self._update_itr()
+        nic.function.write32(R.VTEIMS, 1 << self.vector)
+
     # the subclass's part
-    def _complete(self, ring) -> None:  # pragma: no cover - Napi defines it
+    def _update_itr(self) -> None:  # pragma: no cover - Napi defines it
         raise NotImplementedError
 
     def _record_taken(self, start: int, took: int) -> None:  # pragma: no cover

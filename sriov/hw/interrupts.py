@@ -155,7 +155,31 @@ class QueueVector(VectorModerator):
     def unmask(self) -> None:
         if self.armed or self.armed_tx:
             self.disarm()
-        super().unmask()
+        self.masked = False  # VectorModerator.unmask, inline (NAPI's re-enable after every cycle)
+        if self.pending:
+            self._try_fire()
+
+    def raise_rx(self, queue: int) -> None:
+        """`raise_cause` then `arm` for receive queue ``queue``, in one call (the datapath hook's
+        path: once per queue and burst)."""
+        self.pending = True
+        if self.masked:
+            until = ARMED_HELD
+        else:
+            now = self.clock.now
+            due = self.last_fire + self.interval_ns
+            if now >= due:
+                self._fire()
+                if not self.pending:  # the usual case: fired, nothing left to hold
+                    return
+                self.arm(queue)
+                return
+            timer = self._timer
+            if timer is None:
+                timer = self._timer = self.clock.schedule(due - now, self._expire)
+            until = timer.time
+        self.armed_table[queue] = until
+        self.armed.append(queue)
 
     def _expire(self) -> None:
         if self.armed or self.armed_tx:
@@ -185,6 +209,8 @@ class _Vectors:
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         self.fn = fn
         self.regs = regs  # a view of the device's register words (stays valid across resets)
+        # the same words as a memoryview: item get/set without numpy scalars (per-interrupt paths)
+        self.words = memoryview(regs) if regs.flags.c_contiguous and regs.dtype == np.uint32 else regs
         clock = fn.device.clock
         armed = getattr(fn.device, "rx_armed", None)
         if armed is None:
@@ -201,10 +227,10 @@ class _Vectors:
             m.disarm()
 
     def _get(self, offset: int) -> int:
-        return int(self.regs[offset // WORD])
+        return int(self.words[offset // WORD])
 
     def _put(self, offset: int, value: int) -> None:
-        self.regs[offset // WORD] = value & U32
+        self.words[offset // WORD] = value & U32
 
     def _fired(self, v: int) -> None:
         raise NotImplementedError
@@ -272,11 +298,9 @@ class VfInterrupts(_Vectors):
         if v < 0:
             self.unrouted += 1
             return
-        regs = self.regs
-        regs[_W_VTEICR] = regs.item(_W_VTEICR) | 1 << v
-        m = self.vectors[v]
-        m.raise_cause()
-        m.arm(pf_queue)  # the cause bit was just set; firing (which may clear it) leaves nothing pending
+        words = self.words
+        words[_W_VTEICR] |= 1 << v
+        self.vectors[v].raise_rx(pf_queue)  # raise_cause + arm: firing (may clear it) holds nothing
 
     def raise_tx(self, vf_queue: int, pf_queue: int) -> None:
         """`raise_queue` for a transmit completion, then record PF queue ``pf_queue`` as TX-armed
@@ -307,11 +331,11 @@ class VfInterrupts(_Vectors):
 
     def _fired(self, v: int) -> None:
         bit = 1 << v
-        regs = self.regs
-        if regs.item(_W_VTEIAC) & bit:
-            regs[_W_VTEICR] = regs.item(_W_VTEICR) & ~bit
-        if regs.item(_W_VTEIAM) & bit:
-            regs[_W_VTEIMS] = regs.item(_W_VTEIMS) & ~bit
+        words = self.words
+        if words[_W_VTEIAC] & bit:
+            words[_W_VTEICR] &= ~bit
+        if words[_W_VTEIAM] & bit:
+            words[_W_VTEIMS] &= ~bit
         self.fn.signal_msix(v)
 
     # -- registers --------------------------------------------------------------------------
@@ -335,9 +359,9 @@ class VfInterrupts(_Vectors):
         elif offset == R.VTEICS:
             self.raise_causes(bits)
         elif offset == R.VTEIMS:  # NAPI's re-enable after every poll cycle: kept short
-            regs = self.regs
-            regs[_W_VTEIMS] = regs.item(_W_VTEIMS) | bits
-            pending = regs.item(_W_VTEICR)
+            words = self.words
+            words[_W_VTEIMS] |= bits
+            pending = words[_W_VTEICR]
             v = 0
             while bits:
                 if bits & 1:
