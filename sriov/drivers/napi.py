@@ -39,6 +39,7 @@ from sriov import kernels
 from sriov.batch import Batch
 from sriov.drivers import coalesce
 from sriov.errors import ConfigError
+from sriov.hw import regs as R
 from sriov.hw.clock import EventHandle
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 NAPI_POLL_WEIGHT = 64  # the kernel's default NAPI budget, which ixgbevf uses
 NETDEV_MAX_BACKLOG = 1000  # Linux default; here: frames handed to the stack that nobody read yet
+_ITR_MEMO: dict[tuple[coalesce.ItrState, int, int], coalesce.ItrState] = {}  # adaptive_itr's answers
+_ITR_MEMO_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -260,10 +263,16 @@ class Napi(kernels.impl.NapiCore):
 
     def _update_itr(self) -> None:
         """``ixgbevf_set_itr`` from what this vector's ring moved since the last update."""
-        new = coalesce.adaptive_itr(self.itr_state, self._cycle_bytes, self._cycle_packets)
+        state = self.itr_state
+        key = (state, self._cycle_bytes, self._cycle_packets)
+        new = _ITR_MEMO.get(key)
+        if new is None:  # adaptive_itr is pure and its states immutable: one answer per input
+            if len(_ITR_MEMO) >= _ITR_MEMO_SIZE:
+                _ITR_MEMO.clear()
+            new = _ITR_MEMO[key] = coalesce.adaptive_itr(*key)
         self._cycle_bytes = self._cycle_packets = 0
-        if new.itr != self.itr_state.itr:
-            coalesce.write_eitr(self.nic.function, self.vector, new.itr)
+        if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
+            self.nic.function.write32(R.VTEITR(self.vector), coalesce.eitr_value(new.itr))
         self.itr_state = new
 
     # -- the guest stack --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sriov.errors import ConfigError
 from sriov.hw import regs as R
 from sriov.hw.eitr import VectorModerator, interval_ns_from_eitr
 
@@ -58,6 +59,7 @@ _W_VTEICR = R.VTEICR // WORD  # register words the per-interrupt paths use
 _W_VTEIMS = R.VTEIMS // WORD
 _W_VTEIAC = R.VTEIAC // WORD
 _W_VTEIAM = R.VTEIAM // WORD
+_VTEITR0 = R.VTEITR(0)
 
 #: `rx_armed` value of a queue whose vector is masked with its cause latched: held until unmasked
 ARMED_HELD = np.iinfo(np.int64).max
@@ -135,7 +137,18 @@ class QueueVector(VectorModerator):
     def reprogram(self, interval_ns: int, reset_counter: bool) -> None:
         if self.armed or self.armed_tx:
             self.disarm()
-        super().reprogram(interval_ns, reset_counter)
+        # VectorModerator.reprogram, inline (adaptive ITR writes VTEITR after most poll cycles)
+        if interval_ns < 0:
+            raise ConfigError(f"interval must be >= 0 ns, got {interval_ns}")
+        self.interval_ns = interval_ns
+        if reset_counter:
+            self.last_fire = self.NEVER
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+        if self.pending and not self.masked:
+            self._try_fire()
 
     def clear_cause(self) -> None:
         if self.armed or self.armed_tx:
@@ -380,8 +393,8 @@ class VfInterrupts(_Vectors):
             if offset == R.VTEIAM:
                 for v, m in enumerate(self.vectors):
                     m.auto_mask = bool(bits >> v & 1)
-        elif offset >= R.VTEITR(0):
-            v = (offset - R.VTEITR(0)) // WORD
+        elif offset >= _VTEITR0:
+            v = (offset - _VTEITR0) // WORD
             self._put(offset, value & EITR_STORED)
             self._eitr_write(self.vectors[v], value)
         else:  # VTIVAR(x): plain storage, its RX entries decoded for the datapath hook
