@@ -162,3 +162,5 @@ class NapiCore:
     chain: bool
     vector: int
     config: object
+
+def written_queues(counts: object, limit: int) -> list[int] | None: ...

@@ -263,3 +263,49 @@ cdef class NapiCore:
         if nic.rx_usecs == self.adaptive_usecs:
             self._update_itr()
         nic.function.write32(_NAPI_VTEIMS, 1 << self.vector)
+
+
+# -- the receive hook's queue list ------------------------------------------------------------------
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES
+
+cdef object _WQ_U32 = _np.dtype(_np.uint32)
+cdef object _WQ_I64 = _np.dtype(_np.int64)
+
+
+def written_queues(counts, Py_ssize_t limit):
+    """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
+    numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
+    negative count; None for anything else (the caller then checks it the long way). What
+    `Device82599.rx_queue_written` asks first, once per burst. Twin:
+    ``sriov.golden.napi.written_queues``."""
+    cdef Py_buffer view
+    cdef Py_ssize_t i, n
+    cdef const uint32_t* u
+    cdef const int64_t* s
+    cdef list out
+    if type(counts) is not _np.ndarray:
+        return None
+    dtype = counts.dtype
+    if dtype is not _WQ_U32 and dtype is not _WQ_I64:
+        return None
+    PyObject_GetBuffer(counts, &view, PyBUF_STRIDES)
+    try:
+        if view.ndim != 1 or view.shape[0] > limit or (view.shape[0] > 1 and view.strides[0] != view.itemsize):
+            return None
+        n = view.shape[0]
+        out = []
+        if dtype is _WQ_U32:
+            u = <const uint32_t*>view.buf
+            for i in range(n):
+                if u[i]:
+                    out.append(i)
+        else:
+            s = <const int64_t*>view.buf
+            for i in range(n):
+                if s[i] < 0:
+                    return None
+                if s[i]:
+                    out.append(i)
+        return out
+    finally:
+        PyBuffer_Release(&view)

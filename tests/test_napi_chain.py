@@ -210,3 +210,37 @@ def test_the_chain_runs_polls_inline_when_nothing_else_is_due(vfs: int) -> None:
     if vfs == 1:
         assert [e[3] for e in rx] == [64, 64, 64, 64, 44]
     assert {b[2] - a[2] for a, b in itertools.pairwise(rx[:4])} == {1_000 + 64 * 50}
+
+
+# -- the receive hook's queue list (written_queues) ----------------------------------------------------
+@given(
+    st.lists(st.integers(-3, 2**31), max_size=140),
+    st.sampled_from(["uint32", "int64", "int32", "uint64", "float64"]),
+    st.sampled_from(["plain", "strided", "2d", "list"]),
+)
+def test_written_queues_twins_agree_and_match_nonzero(values: list[int], dtype: str, shape: str) -> None:
+    """Both twins: the nonzero queues of a 1-D contiguous uint32/int64 array of at most 128
+    entries, else None (the device then validates the argument the long way)."""
+    arr = np.asarray(values, dtype=np.int64).clip(0 if dtype.startswith("u") else None).astype(dtype)
+    counts = {"plain": arr, "strided": np.repeat(arr, 2)[::2], "2d": arr.reshape(1, -1), "list": values}[shape]
+    expect = None
+    if shape in ("plain", "strided") and dtype in ("uint32", "int64") and len(arr) <= 128 and (arr >= 0).all():
+        if shape == "plain" or len(arr) <= 1:
+            expect = [i for i, v in enumerate(arr.tolist()) if v]
+    assert golden.written_queues(counts, 128) == expect
+    if kernels.compiled is not None:
+        assert kernels.compiled.written_queues(counts, 128) == expect
+
+
+def test_rx_queue_written_takes_any_integer_array_and_refuses_the_rest() -> None:
+    from sriov.errors import ConfigError
+    from sriov.hw.clock import SimClock
+    from sriov.hw.device import Device82599
+    from sriov.hw.iommu import Iommu
+
+    dev = Device82599("eth0", SimClock(), Iommu())
+    for counts in (np.zeros(128, np.uint32), np.zeros(128, np.int16), np.zeros(256, np.int64)[::2], [0] * 128):
+        dev.rx_queue_written(counts)  # nothing routed: nothing happens, nothing refused
+    for bad in (np.zeros(129, np.int64), np.zeros((2, 64), np.int64), np.zeros(128, np.float64)):
+        with pytest.raises(ConfigError):
+            dev.rx_queue_written(bad)

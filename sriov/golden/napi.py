@@ -10,6 +10,8 @@ specification of the compiled ones.
 
 from __future__ import annotations
 
+import numpy as np
+
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
 
@@ -211,4 +213,15 @@ class NapiCore:
         raise NotImplementedError
 
 
-__all__ = ["NapiCore", "RxRingState"]
+def written_queues(counts, limit: int) -> list[int] | None:
+    """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
+    numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
+    negative count; None for anything else (the caller then checks it the long way)."""
+    if type(counts) is not np.ndarray or counts.dtype not in (np.dtype(np.uint32), np.dtype(np.int64)):
+        return None
+    if counts.ndim != 1 or counts.shape[0] > limit or not counts.flags.c_contiguous or (counts < 0).any():
+        return None
+    return counts.nonzero()[0].tolist()
+
+
+__all__ = ["NapiCore", "RxRingState", "written_queues"]

@@ -30,6 +30,7 @@ from sriov.hw.clock import SimClock
 from sriov.hw.interrupts import ARMED_KEY_QPP, ARMED_KEY_VFS, PfInterrupts, VfInterrupts, new_armed_table
 from sriov.hw.iommu import Domain, Iommu
 from sriov.hw.state import DeviceState
+from sriov.kernels import impl as _kernels
 
 WORD = 4
 U32 = 0xFFFFFFFF
@@ -50,6 +51,7 @@ VF_RID_STRIDE = 2  # SR-IOV VF Stride (model decision)
 MsixHandler = Callable[[int], None]
 
 
+_written_queues = _kernels.written_queues
 _NO_VALUE = object()  # a read: no value to check (None is a bad value, not "no value")
 
 
@@ -423,13 +425,16 @@ class Device82599:
         IVAR. Moderation (EITR) decides when the vector fires; the message reaches its
         handler ``irq_latency_ns`` later on the simulation clock.
         """
-        counts = np.asarray(queue_counts)
-        if counts.ndim != 1 or counts.shape[0] > R.MAX_QUEUES or counts.dtype.kind not in "iu":
-            raise ConfigError(
-                f"queue_counts must be a 1-D integer array of at most {R.MAX_QUEUES} queues, "
-                f"got shape {counts.shape} dtype {counts.dtype}"
-            )
-        self._raise_rx(counts.nonzero()[0].tolist())  # counts are never negative
+        queues = _written_queues(queue_counts, R.MAX_QUEUES)  # the datapath's own array: quick
+        if queues is None:
+            counts = np.asarray(queue_counts)
+            if counts.ndim != 1 or counts.shape[0] > R.MAX_QUEUES or counts.dtype.kind not in "iu":
+                raise ConfigError(
+                    f"queue_counts must be a 1-D integer array of at most {R.MAX_QUEUES} queues, "
+                    f"got shape {counts.shape} dtype {counts.dtype}"
+                )
+            queues = counts.nonzero()[0].tolist()  # counts are never negative
+        self._raise_rx(queues)
 
     def rx_queues_raised(self, queues: list[int]) -> None:
         """`rx_queue_written` for a caller that already knows which PF queues got frames (cheaper)."""
