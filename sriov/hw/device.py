@@ -52,6 +52,7 @@ MsixHandler = Callable[[int], None]
 
 
 _written_queues = _kernels.written_queues
+_VF_IRQ_REGISTERS = VfInterrupts.REGISTERS
 _NO_VALUE = object()  # a read: no value to check (None is a bad value, not "no value")
 
 
@@ -643,15 +644,15 @@ class Device82599:
 
     def vf_write(self, n: int, offset: int, value: int) -> None:
         """A write to VF ``n``'s BAR0 (offset and value already validated)."""
+        if offset in _VF_IRQ_REGISTERS:  # first: NAPI re-enables its vector after every poll cycle
+            self._vf_pool[n].msix.write(offset, value)
+            return
         if offset == R.VFMAILBOX:
             self._write_vfmailbox(n, value)
             return
         if offset == R.VFCTRL:
             if value & R.CTRL_RST:
                 self.vf_function_reset(n)
-            return
-        if offset in VfInterrupts.REGISTERS:
-            self._vf_pool[n].msix.write(offset, value)
             return
         kind, where = self._vf_window(n, offset)
         if kind == "pf":

@@ -60,6 +60,8 @@ _W_VTEIMS = R.VTEIMS // WORD
 _W_VTEIAC = R.VTEIAC // WORD
 _W_VTEIAM = R.VTEIAM // WORD
 _VTEITR0 = R.VTEITR(0)
+_VTEIMS = R.VTEIMS
+_VTEICR_MASK = R.VTEICR_MASK
 
 #: `rx_armed` value of a queue whose vector is masked with its cause latched: held until unmasked
 ARMED_HELD = np.iinfo(np.int64).max
@@ -366,12 +368,8 @@ class VfInterrupts(_Vectors):
 
     def write(self, offset: int, value: int) -> None:
         """A write to one of `REGISTERS`, with its side effects."""
-        bits = value & R.VTEICR_MASK
-        if offset == R.VTEICR:
-            self._clear(bits)  # write-1-to-clear
-        elif offset == R.VTEICS:
-            self.raise_causes(bits)
-        elif offset == R.VTEIMS:  # NAPI's re-enable after every poll cycle: kept short
+        bits = value & _VTEICR_MASK
+        if offset == _VTEIMS:  # NAPI's re-enable after every poll cycle: first, and kept short
             words = self.words
             words[_W_VTEIMS] |= bits
             pending = words[_W_VTEICR]
@@ -383,6 +381,10 @@ class VfInterrupts(_Vectors):
                     m.unmask()
                 bits >>= 1
                 v += 1
+        elif offset == R.VTEICR:
+            self._clear(bits)  # write-1-to-clear
+        elif offset == R.VTEICS:
+            self.raise_causes(bits)
         elif offset == R.VTEIMC:
             self._put(R.VTEIMS, self._get(R.VTEIMS) & ~bits)
             for v in range(self.num_vectors):
