@@ -164,3 +164,18 @@ class NapiCore:
     config: object
 
 def written_queues(counts: object, limit: int) -> list[int] | None: ...
+
+class VfFire:
+    """What a VF queue vector does when it fires (auto-clear, auto-mask, the MSI-X message)."""
+
+    def __init__(
+        self,
+        words: npt.NDArray[np.uint32],
+        vector: int,
+        fn: object,
+        w_icr: int,
+        w_ims: int,
+        w_iac: int,
+        w_iam: int,
+    ) -> None: ...
+    def __call__(self) -> None: ...

@@ -309,3 +309,57 @@ def written_queues(counts, Py_ssize_t limit):
         return out
     finally:
         PyBuffer_Release(&view)
+
+
+# -- a VF queue vector firing -----------------------------------------------------------------------
+@cython.final
+cdef class VfFire:
+    """What VF vector ``vector`` does when its moderator fires it (``VfInterrupts._fired``): VTEIAC
+    auto-clears its cause bit in VTEICR, VTEIAM auto-masks it in VTEIMS (``words``: the VF's
+    register words; ``w_*``: their word indices), and the function sends the MSI-X message as
+    ``PciFunction.signal_msix`` does: not while one of the vector is in flight, only to a routed
+    handler, delivered ``fn.irq_latency_ns`` later on the device's clock. Once per interrupt: one
+    call instead of three Python ones. Twin: ``sriov.golden.napi.VfFire``."""
+
+    cdef uint32_t[::1] words
+    cdef Py_ssize_t w_icr, w_ims, w_iac, w_iam
+    cdef uint32_t bit
+    cdef object vector, fn, clock
+    cdef set pending
+    cdef dict handlers, delivers
+
+    def __init__(self, uint32_t[::1] words not None, Py_ssize_t vector, fn, Py_ssize_t w_icr,
+                 Py_ssize_t w_ims, Py_ssize_t w_iac, Py_ssize_t w_iam):
+        cdef Py_ssize_t n = words.shape[0]
+        if not (0 <= vector < 32) or not all(0 <= w < n for w in (w_icr, w_ims, w_iac, w_iam)):
+            raise _ConfigError(f"vector {vector} / register words outside the {n}-word registers")
+        self.words = words
+        self.w_icr, self.w_ims, self.w_iac, self.w_iam = w_icr, w_ims, w_iac, w_iam
+        self.bit = 1u << vector
+        self.vector = vector
+        self.fn = fn
+        self.clock = fn.device.clock
+        # the function's MSI-X state: the containers live as long as the function (made once)
+        self.pending = fn._msix_pending
+        self.handlers = fn._msix_handlers
+        self.delivers = fn._msix_deliver
+
+    def __call__(self):
+        cdef uint32_t[::1] w = self.words
+        cdef uint32_t bit = self.bit
+        if w[self.w_iac] & bit:
+            w[self.w_icr] &= ~bit
+        if w[self.w_iam] & bit:
+            w[self.w_ims] &= ~bit
+        v = self.vector
+        if v in self.pending or v not in self.handlers:
+            return
+        self.pending.add(v)
+        deliver = self.delivers.get(v)
+        if deliver is None:
+            deliver = self.fn._msix_deliver_for(v)
+        clock = self.clock
+        if type(clock) is SimClock:
+            (<SimClock>clock)._new(self.fn.irq_latency_ns, deliver)
+        else:
+            clock.schedule(self.fn.irq_latency_ns, deliver)

@@ -27,6 +27,7 @@ from sriov.drivers import rings
 from sriov.drivers import vf as vf_mod
 from sriov.drivers.napi import NapiConfig
 from sriov.host import Host
+from sriov.hw import interrupts
 
 
 def _on(base: type, cls: type) -> type:
@@ -37,13 +38,15 @@ def _on(base: type, cls: type) -> type:
 
 @contextmanager
 def _twins(kind: str):
-    """The VF drivers created inside use the compiled ("compiled") or golden twins."""
+    """The VF drivers and VF vectors created inside use the compiled ("compiled") or golden twins
+    (`NapiCore`, `RxRingState`, `VfFire`)."""
     if kind == "compiled":
         yield
         return
     with (
         mock.patch.object(vf_mod, "Napi", _on(golden.NapiCore, napi_mod.Napi)),
         mock.patch.object(rings, "RxRing", _on(golden.RxRingState, rings.RxRing)),
+        mock.patch.object(interrupts, "VfFire", golden.VfFire),
     ):
         yield
 
@@ -104,6 +107,8 @@ def _history(kind: str, chain: bool, sc: dict) -> list:
             nics.append(nic)
     assert all(type(n.napi).__mro__[1] is (kernels.impl.NapiCore if kind == "compiled" else golden.NapiCore)
                for n in nics)  # fmt: skip
+    fire = kernels.impl.VfFire if kind == "compiled" else golden.VfFire
+    assert all(type(port.vf(i).msix.vectors[0].send) is fire for i in range(sc["vfs"]))
     clock = host.clock
     clock.advance(5_000_000)
     log: list = []
@@ -246,3 +251,45 @@ def test_rx_queue_written_takes_any_integer_array_and_refuses_the_rest() -> None
     for bad in (np.zeros(129, np.int64), np.zeros((2, 64), np.int64), np.zeros(128, np.float64)):
         with pytest.raises(ConfigError):
             dev.rx_queue_written(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**32 - 1), min_size=4, max_size=4),
+    st.integers(0, 2),
+    st.booleans(),
+    st.booleans(),
+)
+def test_vf_fire_twins_agree(regs: list[int], v: int, routed: bool, in_flight: bool) -> None:
+    """`VfFire` (compiled and golden) on a VF of a real device: the same registers after firing
+    (VTEIAC clears the cause, VTEIAM masks), the same message delivered, none twice."""
+    from sriov.hw import regs as R
+    from sriov.hw.clock import SimClock
+    from sriov.hw.device import Device82599
+    from sriov.hw.iommu import Iommu
+
+    icr, ims, iac, iam = regs
+    words = [R.VTEICR // 4, R.VTEIMS // 4, R.VTEIAC // 4, R.VTEIAM // 4]
+
+    def run(fire_type: type) -> tuple:
+        dev = Device82599("eth0", SimClock(), Iommu(), irq_latency_ns=700)
+        dev.sriov_enable(1)
+        fn = dev.vf(0)
+        got: list[tuple[int, int]] = []
+        if routed:
+            fn.set_msix_handler(v, lambda vec: got.append((vec, dev.clock.now)))
+        if in_flight:
+            fn._msix_pending.add(v)
+        fn.msix.regs[words] = regs
+        fire = fire_type(fn.msix.regs, v, fn, *words)
+        fire()
+        fire()  # a second fire while the first message is in flight sends nothing
+        dev.clock.advance(1_000)
+        return fn.msix.regs[words].tolist(), got, sorted(fn._msix_pending)
+
+    expect = run(golden.VfFire)
+    bit = 1 << v
+    assert expect[0][:2] == [icr & ~bit if iac & bit else icr, ims & ~bit if iam & bit else ims]
+    assert expect[1] == ([(v, 700)] if routed and not in_flight else [])
+    if kernels.compiled is not None:
+        assert run(kernels.compiled.VfFire) == expect

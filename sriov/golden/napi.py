@@ -213,6 +213,31 @@ class NapiCore:
         raise NotImplementedError
 
 
+class VfFire:
+    """What VF vector ``vector`` does when its moderator fires it (``VfInterrupts._fired``): VTEIAC
+    auto-clears its cause bit in VTEICR, VTEIAM auto-masks it in VTEIMS (``words``: the VF's
+    register words; ``w_*``: their word indices), and the function sends the MSI-X message
+    (``fn.signal_msix``)."""
+
+    def __init__(self, words, vector: int, fn, w_icr: int, w_ims: int, w_iac: int, w_iam: int) -> None:
+        n = len(words)
+        if not 0 <= vector < 32 or not all(0 <= w < n for w in (w_icr, w_ims, w_iac, w_iam)):
+            raise ConfigError(f"vector {vector} / register words outside the {n}-word registers")
+        self.words = words
+        self.w_icr, self.w_ims, self.w_iac, self.w_iam = w_icr, w_ims, w_iac, w_iam
+        self.vector = vector
+        self.fn = fn
+
+    def __call__(self) -> None:
+        words = self.words
+        bit = 1 << self.vector
+        if int(words[self.w_iac]) & bit:
+            words[self.w_icr] = int(words[self.w_icr]) & ~bit
+        if int(words[self.w_iam]) & bit:
+            words[self.w_ims] = int(words[self.w_ims]) & ~bit
+        self.fn.signal_msix(self.vector)
+
+
 def written_queues(counts, limit: int) -> list[int] | None:
     """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
     numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
@@ -224,4 +249,4 @@ def written_queues(counts, limit: int) -> list[int] | None:
     return counts.nonzero()[0].tolist()
 
 
-__all__ = ["NapiCore", "RxRingState", "written_queues"]
+__all__ = ["NapiCore", "RxRingState", "VfFire", "written_queues"]

@@ -87,6 +87,8 @@ class PciFunction:
         self.rid = rid
         self.domain: Domain = device.iommu.new_domain(name)
         self._msix_handlers: dict[int, MsixHandler] = {}
+        # MSI-X state: vectors in flight, handlers, delivery events (made once: VfFire, the compiled
+        # firing of a VF vector, holds these containers; never rebind them)
         self._msix_pending: set[int] = set()
         self._msix_deliver: dict[int, Callable[[], None]] = {}
         self.msix_delivered: dict[int, int] = {}
@@ -119,9 +121,14 @@ class PciFunction:
             return
         self._msix_pending.add(vector)
         deliver = self._msix_deliver.get(vector)
-        if deliver is None:  # one delivery callable per vector, made once
-            deliver = self._msix_deliver[vector] = partial(self._deliver_msix, vector)
+        if deliver is None:
+            deliver = self._msix_deliver_for(vector)
         self.device.clock.schedule(self.irq_latency_ns, deliver)
+
+    def _msix_deliver_for(self, vector: int) -> Callable[[], None]:
+        """The clock event that delivers ``vector``'s message: one callable per vector, made once."""
+        deliver = self._msix_deliver[vector] = partial(self._deliver_msix, vector)
+        return deliver
 
     def _deliver_msix(self, vector: int) -> None:
         """The message of ``vector`` reaches its handler (the clock event `signal_msix` made)."""
