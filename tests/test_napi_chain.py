@@ -293,3 +293,36 @@ def test_vf_fire_twins_agree(regs: list[int], v: int, routed: bool, in_flight: b
     assert expect[1] == ([(v, 700)] if routed and not in_flight else [])
     if kernels.compiled is not None:
         assert run(kernels.compiled.VfFire) == expect
+
+
+def test_adaptive_itr_memo_key_covers_the_whole_state() -> None:
+    """`Napi._update_itr` memoises `coalesce.adaptive_itr` by (itr, rx_range, tx_range, bytes,
+    packets): every input only while `ItrState` has exactly these fields. Fresh and memoised
+    answers are the same states and the same VTEITR writes."""
+    import dataclasses
+
+    from sriov.drivers import coalesce
+    from sriov.hw import regs as R
+
+    assert [f.name for f in dataclasses.fields(coalesce.ItrState)] == ["itr", "rx_range", "tx_range"]
+    loads = [(0, 0), (64 * 511, 511), (1500 * 64, 64), (10, 1), (64 * 511, 511), (200_000, 150)] * 4
+
+    def run(memo: bool) -> list:
+        writes: list[tuple[int, int]] = []
+        nic = type(
+            "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
+        )()
+        n = napi_mod.Napi.__new__(napi_mod.Napi)
+        n.itr_state, n.vector, n.nic = coalesce.ItrState(), 1, nic
+        out = []
+        for nbytes, packets in loads:
+            if not memo:
+                napi_mod._ITR_MEMO.clear()
+            n._cycle_bytes, n._cycle_packets = nbytes, packets
+            n._update_itr()
+            out.append(n.itr_state)
+        return [out, writes]
+
+    fresh = run(False)
+    assert fresh == run(True)
+    assert fresh[1] and all(o == R.VTEITR(1) for o, _ in fresh[1])

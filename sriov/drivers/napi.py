@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 NAPI_POLL_WEIGHT = 64  # the kernel's default NAPI budget, which ixgbevf uses
 NETDEV_MAX_BACKLOG = 1000  # Linux default; here: frames handed to the stack that nobody read yet
-_ITR_MEMO: dict[tuple[coalesce.ItrState, int, int], coalesce.ItrState] = {}  # adaptive_itr's answers
+_ITR_MEMO: dict[tuple[int, ...], coalesce.ItrState] = {}  # adaptive_itr's answers, by state and load
 _ITR_MEMO_SIZE = 4096
 
 
@@ -264,12 +264,13 @@ class Napi(kernels.impl.NapiCore):
     def _update_itr(self) -> None:
         """``ixgbevf_set_itr`` from what this vector's ring moved since the last update."""
         state = self.itr_state
-        key = (state, self._cycle_bytes, self._cycle_packets)
+        nbytes, packets = self._cycle_bytes, self._cycle_packets
+        key = (state.itr, state.rx_range, state.tx_range, nbytes, packets)  # ints: hashed in C
         new = _ITR_MEMO.get(key)
         if new is None:  # adaptive_itr is pure and its states immutable: one answer per input
             if len(_ITR_MEMO) >= _ITR_MEMO_SIZE:
                 _ITR_MEMO.clear()
-            new = _ITR_MEMO[key] = coalesce.adaptive_itr(*key)
+            new = _ITR_MEMO[key] = coalesce.adaptive_itr(state, nbytes, packets)
         self._cycle_bytes = self._cycle_packets = 0
         if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
             self.nic.function.write32(R.VTEITR(self.vector), coalesce.eitr_value(new.itr))
