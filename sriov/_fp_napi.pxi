@@ -363,3 +363,30 @@ cdef class VfFire:
             (<SimClock>clock)._new(self.fn.irq_latency_ns, deliver)
         else:
             clock.schedule(self.fn.irq_latency_ns, deliver)
+
+
+@cython.final
+cdef class MsixDeliver:
+    """The clock event that delivers MSI-X ``vector`` of function ``fn`` (``PciFunction``): the
+    vector is no longer in flight, ``fn.msix_delivered`` counts it, its handler (if one is still
+    routed) runs. One per vector, made once (``fn._msix_deliver_for``). Twin:
+    ``sriov.golden.napi.MsixDeliver``."""
+
+    cdef object vector
+    cdef set pending
+    cdef dict handlers, delivered
+
+    def __init__(self, fn, Py_ssize_t vector):
+        self.vector = vector
+        # the function's MSI-X containers live as long as the function (made once)
+        self.pending = fn._msix_pending
+        self.handlers = fn._msix_handlers
+        self.delivered = fn.msix_delivered
+
+    def __call__(self):
+        v = self.vector
+        self.pending.discard(v)
+        self.delivered[v] = self.delivered.get(v, 0) + 1
+        target = self.handlers.get(v)
+        if target is not None:
+            target(v)

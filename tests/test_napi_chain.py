@@ -27,7 +27,7 @@ from sriov.drivers import rings
 from sriov.drivers import vf as vf_mod
 from sriov.drivers.napi import NapiConfig
 from sriov.host import Host
-from sriov.hw import interrupts
+from sriov.hw import device, interrupts
 
 
 def _on(base: type, cls: type) -> type:
@@ -39,7 +39,7 @@ def _on(base: type, cls: type) -> type:
 @contextmanager
 def _twins(kind: str):
     """The VF drivers and VF vectors created inside use the compiled ("compiled") or golden twins
-    (`NapiCore`, `RxRingState`, `VfFire`)."""
+    (`NapiCore`, `RxRingState`, `VfFire`, `MsixDeliver`)."""
     if kind == "compiled":
         yield
         return
@@ -47,6 +47,7 @@ def _twins(kind: str):
         mock.patch.object(vf_mod, "Napi", _on(golden.NapiCore, napi_mod.Napi)),
         mock.patch.object(rings, "RxRing", _on(golden.RxRingState, rings.RxRing)),
         mock.patch.object(interrupts, "VfFire", golden.VfFire),
+        mock.patch.object(device, "MsixDeliver", golden.MsixDeliver),
     ):
         yield
 
@@ -90,25 +91,31 @@ SCENARIO = st.fixed_dictionaries(
 
 
 def _history(kind: str, chain: bool, sc: dict) -> list:
+    """Everything observable of scenario ``sc`` run on the ``kind`` twins (see `SCENARIO`)."""
     with _twins(kind):
-        host = Host(seed=0)
-        port = host.add_port("eth0")
-        port.pf.set_numvfs(sc["vfs"])
-        nics = []
-        for i in range(sc["vfs"]):
-            port.pf.set_vf(i, mac=_mac(i))
-            nic = host.assign(port.vf(i), host.add_vm(f"vm{i}", memory=4 << 20))
-            nic.up()
-            nic.set_coalesce(sc["rx_usecs"])
-            nic.napi.configure(
-                NapiConfig(budget=sc["budget"], poll_overhead_ns=sc["overhead"], per_frame_ns=sc["per_frame"])
-            )
-            nic.napi.chain = chain
-            nics.append(nic)
-    assert all(type(n.napi).__mro__[1] is (kernels.impl.NapiCore if kind == "compiled" else golden.NapiCore)
-               for n in nics)  # fmt: skip
-    fire = kernels.impl.VfFire if kind == "compiled" else golden.VfFire
-    assert all(type(port.vf(i).msix.vectors[0].send) is fire for i in range(sc["vfs"]))
+        log = _run(chain, sc)
+    twins = (golden.NapiCore, golden.VfFire, golden.MsixDeliver)
+    if kind == "compiled":
+        twins = (kernels.impl.NapiCore, kernels.impl.VfFire, kernels.impl.MsixDeliver)
+    assert log.pop() == twins  # every twin in the run was the one asked for
+    return log
+
+
+def _run(chain: bool, sc: dict) -> list:
+    host = Host(seed=0)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(sc["vfs"])
+    nics = []
+    for i in range(sc["vfs"]):
+        port.pf.set_vf(i, mac=_mac(i))
+        nic = host.assign(port.vf(i), host.add_vm(f"vm{i}", memory=4 << 20))
+        nic.up()
+        nic.set_coalesce(sc["rx_usecs"])
+        nic.napi.configure(
+            NapiConfig(budget=sc["budget"], poll_overhead_ns=sc["overhead"], per_frame_ns=sc["per_frame"])
+        )
+        nic.napi.chain = chain
+        nics.append(nic)
     clock = host.clock
     clock.advance(5_000_000)
     log: list = []
@@ -163,6 +170,12 @@ def _history(kind: str, chain: bool, sc: dict) -> list:
             )
         )
     log.append(("clock", clock.now, clock.events_run, clock.pending(), clock.next_event_time()))
+    fns = [port.vf(i) for i in range(len(nics))]
+    used = {type(n.napi).__mro__[1] for n in nics} | {type(f.msix.vectors[0].send) for f in fns}
+    used |= {type(d) for f in fns for d in f._msix_deliver.values()}
+    candidates = dict.fromkeys((golden.NapiCore, golden.VfFire, golden.MsixDeliver, kernels.impl.NapiCore,
+                                kernels.impl.VfFire, kernels.impl.MsixDeliver))  # fmt: skip
+    log.append(tuple(t for t in candidates if t in used))
     return log
 
 

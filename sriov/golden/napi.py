@@ -238,6 +238,17 @@ class VfFire:
         self.fn.signal_msix(self.vector)
 
 
+class MsixDeliver:
+    """The clock event that delivers MSI-X ``vector`` of function ``fn``: ``fn._deliver_msix``."""
+
+    def __init__(self, fn, vector: int) -> None:
+        self.fn = fn
+        self.vector = vector
+
+    def __call__(self) -> None:
+        self.fn._deliver_msix(self.vector)
+
+
 def written_queues(counts, limit: int) -> list[int] | None:
     """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
     numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
@@ -249,4 +260,4 @@ def written_queues(counts, limit: int) -> list[int] | None:
     return counts.nonzero()[0].tolist()
 
 
-__all__ = ["NapiCore", "RxRingState", "VfFire", "written_queues"]
+__all__ = ["MsixDeliver", "NapiCore", "RxRingState", "VfFire", "written_queues"]

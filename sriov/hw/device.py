@@ -20,7 +20,6 @@ Registers with side effects get named handlers; all others are plain storage.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 
@@ -52,7 +51,9 @@ MsixHandler = Callable[[int], None]
 
 
 _written_queues = _kernels.written_queues
+MsixDeliver = _kernels.MsixDeliver  # the MSI-X delivery event (module-level: tests swap twins)
 _VF_IRQ_REGISTERS = VfInterrupts.REGISTERS
+_W_GCR_EXT = R.GCR_EXT // WORD
 _NO_VALUE = object()  # a read: no value to check (None is a bad value, not "no value")
 
 
@@ -91,7 +92,7 @@ class PciFunction:
         # firing of a VF vector, holds these containers; never rebind them)
         self._msix_pending: set[int] = set()
         self._msix_deliver: dict[int, Callable[[], None]] = {}
-        self.msix_delivered: dict[int, int] = {}
+        self.msix_delivered: dict[int, int] = {}  # made once too (MsixDeliver holds it)
         self.irq_latency_ns = device.irq_latency_ns
         self.bad_accesses = 0
 
@@ -126,8 +127,9 @@ class PciFunction:
         self.device.clock.schedule(self.irq_latency_ns, deliver)
 
     def _msix_deliver_for(self, vector: int) -> Callable[[], None]:
-        """The clock event that delivers ``vector``'s message: one callable per vector, made once."""
-        deliver = self._msix_deliver[vector] = partial(self._deliver_msix, vector)
+        """The clock event that delivers ``vector``'s message (`_deliver_msix`; compiled:
+        `MsixDeliver`): one callable per vector, made once."""
+        deliver = self._msix_deliver[vector] = MsixDeliver(self, vector)
         return deliver
 
     def _deliver_msix(self, vector: int) -> None:
@@ -514,7 +516,8 @@ class Device82599:
         return queue, where // WORD, gcr, guard
 
     def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
-        qpp = self.queues_per_pool()
+        # queues_per_pool(), inline: once per burst
+        qpp = _QUEUES_PER_POOL.get(self.regs.item(_W_GCR_EXT) & R.GCR_EXT_VT_MODE_MASK, 2)
         vfs = self.vfs
         armed = self.tx_armed if tx else self.rx_armed
         if armed.item(ARMED_KEY_QPP) != qpp or armed.item(ARMED_KEY_VFS) != len(vfs):
