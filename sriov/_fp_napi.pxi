@@ -345,6 +345,9 @@ cdef class VfFire:
         self.delivers = fn._msix_deliver
 
     def __call__(self):
+        self.fire()
+
+    cdef fire(self):
         cdef uint32_t[::1] w = self.words
         cdef uint32_t bit = self.bit
         if w[self.w_iac] & bit:

@@ -39,7 +39,7 @@ def _on(base: type, cls: type) -> type:
 @contextmanager
 def _twins(kind: str):
     """The VF drivers and VF vectors created inside use the compiled ("compiled") or golden twins
-    (`NapiCore`, `RxRingState`, `VfFire`, `MsixDeliver`)."""
+    (`NapiCore`, `RxRingState`, `VfFire`, `MsixDeliver`, `QueueVector`)."""
     if kind == "compiled":
         yield
         return
@@ -48,6 +48,7 @@ def _twins(kind: str):
         mock.patch.object(rings, "RxRing", _on(golden.RxRingState, rings.RxRing)),
         mock.patch.object(interrupts, "VfFire", golden.VfFire),
         mock.patch.object(device, "MsixDeliver", golden.MsixDeliver),
+        mock.patch.object(interrupts, "QueueVector", golden.QueueVector),
     ):
         yield
 
@@ -94,9 +95,14 @@ def _history(kind: str, chain: bool, sc: dict) -> list:
     """Everything observable of scenario ``sc`` run on the ``kind`` twins (see `SCENARIO`)."""
     with _twins(kind):
         log = _run(chain, sc)
-    twins = (golden.NapiCore, golden.VfFire, golden.MsixDeliver)
+    twins = (golden.NapiCore, golden.VfFire, golden.MsixDeliver, golden.QueueVector)
     if kind == "compiled":
-        twins = (kernels.impl.NapiCore, kernels.impl.VfFire, kernels.impl.MsixDeliver)
+        twins = (
+            kernels.impl.NapiCore,
+            kernels.impl.VfFire,
+            kernels.impl.MsixDeliver,
+            kernels.impl.QueueVector,
+        )
     assert log.pop() == twins  # every twin in the run was the one asked for
     return log
 
@@ -172,9 +178,11 @@ def _run(chain: bool, sc: dict) -> list:
     log.append(("clock", clock.now, clock.events_run, clock.pending(), clock.next_event_time()))
     fns = [port.vf(i) for i in range(len(nics))]
     used = {type(n.napi).__mro__[1] for n in nics} | {type(f.msix.vectors[0].send) for f in fns}
+    used |= {type(m) for f in fns for m in f.msix.vectors}
     used |= {type(d) for f in fns for d in f._msix_deliver.values()}
-    candidates = dict.fromkeys((golden.NapiCore, golden.VfFire, golden.MsixDeliver, kernels.impl.NapiCore,
-                                kernels.impl.VfFire, kernels.impl.MsixDeliver))  # fmt: skip
+    candidates = dict.fromkeys((golden.NapiCore, golden.VfFire, golden.MsixDeliver, golden.QueueVector,
+                                kernels.impl.NapiCore, kernels.impl.VfFire, kernels.impl.MsixDeliver,
+                                kernels.impl.QueueVector))  # fmt: skip
     log.append(tuple(t for t in candidates if t in used))
     return log
 
@@ -339,3 +347,104 @@ def test_adaptive_itr_memo_key_covers_the_whole_state() -> None:
     fresh = run(False)
     assert fresh == run(True)
     assert fresh[1] and all(o == R.VTEITR(1) for o, _ in fresh[1])
+
+
+# -- QueueVector: the compiled moderator and its golden twin --------------------------------------------
+_QV_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "raise_cause",
+                "raise_rx",
+                "unmask_raise_rx",
+                "arm",
+                "arm_tx",
+                "mask",
+                "unmask",
+                "clear_cause",
+                "reprogram",
+                "reprogram_wdis",
+                "set_interval",
+                "reset",
+                "auto_mask",
+                "advance",
+                "disarm",
+            ]
+        ),
+        st.integers(0, 5_000),
+    ),
+    max_size=60,
+)
+
+
+def _qv_history(qv_type: type, ops: list[tuple[str, int]]) -> list:
+    from sriov.hw.armed import new_armed_table
+    from sriov.hw.clock import SimClock
+
+    clock = SimClock()
+    sent: list[int] = []
+    table, tx_table = new_armed_table(), new_armed_table()
+    m = qv_type(clock, lambda: sent.append(clock.now), table, tx_table)
+    out: list = []
+    for op, x in ops:
+        q = x % 128
+        if op == "raise_cause":
+            m.raise_cause()
+        elif op == "raise_rx":
+            m.raise_rx(q)
+        elif op == "unmask_raise_rx":  # the NAPI re-enable then a completion: moderation's case
+            m.unmask()
+            m.raise_rx(q)
+        elif op == "arm":
+            m.arm(q)
+        elif op == "arm_tx":
+            m.arm(q, True)
+        elif op in ("mask", "unmask", "clear_cause", "reset", "disarm"):
+            getattr(m, op)()
+        elif op == "reprogram":
+            m.reprogram(x, reset_counter=True)
+        elif op == "reprogram_wdis":
+            m.reprogram(x, reset_counter=False)
+        elif op == "set_interval":
+            m.set_interval_ns(x)
+        elif op == "auto_mask":
+            m.auto_mask = bool(x & 1)
+        else:
+            clock.advance(x)
+        timer = None if m._timer is None else m._timer.time
+        state = (m.masked, m.pending, m.auto_mask, m.interval_ns, m.last_fire, m.fired, timer)
+        out.append(
+            (
+                op,
+                clock.now,
+                state,
+                list(m.armed),
+                list(m.armed_tx),
+                table.tolist(),
+                tx_table.tolist(),
+                list(sent),
+            )
+        )
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_QV_OPS)
+def test_compiled_queue_vector_agrees_with_its_golden_twin(ops: list[tuple[str, int]]) -> None:
+    if kernels.compiled is None:
+        pytest.skip("no compiled extension")
+    assert _qv_history(kernels.compiled.QueueVector, ops) == _qv_history(golden.QueueVector, ops)
+    assert kernels.compiled.QueueVector.NEVER == golden.QueueVector.NEVER
+
+
+def test_queue_vector_refuses_a_negative_interval_in_both_twins() -> None:
+    from sriov.errors import ConfigError
+    from sriov.hw.armed import new_armed_table
+    from sriov.hw.clock import SimClock
+
+    for qv_type in {golden.QueueVector, kernels.impl.QueueVector}:
+        m = qv_type(SimClock(), lambda: None, new_armed_table())
+        for call in (lambda m=m: m.set_interval_ns(-1), lambda m=m: m.reprogram(-5, True)):
+            with pytest.raises(ConfigError):
+                call()
+        assert m.interval_ns == 0

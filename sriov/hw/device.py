@@ -25,8 +25,9 @@ import numpy as np
 
 from sriov.errors import ConfigError, RegisterAccessError
 from sriov.hw import regs as R
+from sriov.hw.armed import ARMED_KEY_QPP, ARMED_KEY_VFS, new_armed_table
 from sriov.hw.clock import SimClock
-from sriov.hw.interrupts import ARMED_KEY_QPP, ARMED_KEY_VFS, PfInterrupts, VfInterrupts, new_armed_table
+from sriov.hw.interrupts import PfInterrupts, VfInterrupts
 from sriov.hw.iommu import Domain, Iommu
 from sriov.hw.state import DeviceState
 from sriov.kernels import impl as _kernels

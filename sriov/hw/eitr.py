@@ -17,10 +17,13 @@ Interval 0 means no moderation. All times are simulation-clock nanoseconds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
-from sriov.hw.clock import EventHandle, SimClock
+
+if TYPE_CHECKING:  # not at run time: the clock module imports the kernels, whose twins import this
+    from sriov.hw.clock import EventHandle, SimClock
 
 EITR_UNIT_NS = 2048  # one EITR interval count = 2.048 us (IXGBE_MAX_INT_RATE = 488281/s)
 EITR_FIELD_SHIFT = 3

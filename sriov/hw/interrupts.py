@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sriov import kernels
-from sriov.errors import ConfigError
 from sriov.hw import regs as R
+from sriov.hw.armed import ARMED_HELD, new_armed_table
 from sriov.hw.eitr import VectorModerator, interval_ns_from_eitr
 
 if TYPE_CHECKING:
@@ -65,157 +65,7 @@ _VTEITR0 = R.VTEITR(0)
 _VTEIMS = R.VTEIMS
 _VTEICR_MASK = R.VTEICR_MASK
 
-#: `rx_armed` value of a queue whose vector is masked with its cause latched: held until unmasked
-ARMED_HELD = np.iinfo(np.int64).max
-#: slots after the per-queue entries of `rx_armed`: the queues-per-pool and VF count the entries
-#: were computed with (a PF queue's owner depends on both; the datapath ignores a stale table)
-ARMED_KEY_QPP = R.MAX_QUEUES
-ARMED_KEY_VFS = R.MAX_QUEUES + 1
-ARMED_SLOTS = R.MAX_QUEUES + 2
-
-
-def new_armed_table() -> np.ndarray:
-    """The device's ``rx_armed`` array (see `QueueVector`): nothing armed."""
-    table = np.zeros(ARMED_SLOTS, np.int64)
-    table[ARMED_KEY_QPP] = -1
-    return table
-
-
-class QueueVector(VectorModerator):
-    """A queue vector's moderator that tells the datapath when more completions change nothing.
-
-    Raising a receive cause is a no-op while the vector already has it: the cause bit is set
-    and the moderator's cause is pending, and either the vector is masked (the cause is latched
-    until the driver unmasks it) or an interval timer is running that is not yet due. The
-    device's hook records such queues in ``rx_armed[q]`` (`ARMED_HELD`, or the timer's due
-    time: armed while the clock is before it) and the receive kernel then skips the hook when
-    every queue a burst wrote to is armed, the hardware's "EICR is already set". Every change of
-    this moderator's state other than raising its cause disarms its queues first, so a stale
-    entry can only cost one unneeded hook call, never a missed interrupt.
-    """
-
-    def __init__(self, clock, send, armed: np.ndarray, tx_armed: np.ndarray | None = None) -> None:
-        super().__init__(clock, send)
-        self.armed_table = armed
-        self.armed: list[int] = []  # PF queues whose rx_armed entry this vector's state justified
-        # the same for transmit completions (the device's ``tx_armed``; the TX engine's hook skip)
-        self.tx_armed_table = tx_armed if tx_armed is not None else new_armed_table()
-        self.armed_tx: list[int] = []
-
-    def disarm(self) -> None:
-        """Forget the armed entries this vector justified (its state is about to change)."""
-        if self.armed:
-            table = self.armed_table
-            for q in self.armed:
-                table[q] = 0
-            self.armed.clear()
-        if self.armed_tx:
-            table = self.tx_armed_table
-            for q in self.armed_tx:
-                table[q] = 0
-            self.armed_tx.clear()
-
-    def arm(self, queue: int, tx: bool = False) -> None:
-        """After raising ``queue``'s cause (``tx``: its transmit cause): mark it armed if a further
-        raise would change nothing."""
-        if not self.pending:
-            return
-        if self.masked:
-            until = ARMED_HELD
-        elif self._timer is not None:
-            until = self._timer.time
-        else:
-            return
-        if tx:
-            self.tx_armed_table[queue] = until
-            self.armed_tx.append(queue)
-        else:
-            self.armed_table[queue] = until
-            self.armed.append(queue)
-
-    def reset(self) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        super().reset()
-
-    def reprogram(self, interval_ns: int, reset_counter: bool) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        # VectorModerator.reprogram, inline (adaptive ITR writes VTEITR after most poll cycles)
-        if interval_ns < 0:
-            raise ConfigError(f"interval must be >= 0 ns, got {interval_ns}")
-        self.interval_ns = interval_ns
-        if reset_counter:
-            self.last_fire = self.NEVER
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
-            self._timer = None
-        if self.pending and not self.masked:
-            self._try_fire()
-
-    def clear_cause(self) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        super().clear_cause()
-
-    def set_interval_ns(self, interval_ns: int) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        super().set_interval_ns(interval_ns)
-
-    def mask(self) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        super().mask()
-
-    def unmask(self) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        self.masked = False  # VectorModerator.unmask, inline (NAPI's re-enable after every cycle)
-        if self.pending:
-            self._try_fire()
-
-    def raise_rx(self, queue: int) -> None:
-        """`raise_cause` then `arm` for receive queue ``queue``, in one call (the datapath hook's
-        path: once per queue and burst)."""
-        self.pending = True
-        if self.masked:
-            until = ARMED_HELD
-        else:
-            now = self.clock.now
-            due = self.last_fire + self.interval_ns
-            if now >= due:
-                self._fire()
-                if not self.pending:  # the usual case: fired, nothing left to hold
-                    return
-                self.arm(queue)
-                return
-            timer = self._timer
-            if timer is None:
-                timer = self._timer = self.clock.schedule(due - now, self._expire)
-            until = timer.time
-        self.armed_table[queue] = until
-        self.armed.append(queue)
-
-    def _expire(self) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        super()._expire()
-
-    def _fire(self) -> None:
-        if self.armed or self.armed_tx:
-            self.disarm()
-        # VectorModerator._fire, inline: this runs once per interrupt
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()
-            self._timer = None
-        self.pending = False
-        self.masked = self.auto_mask  # auto-mask (EIAM) until the driver's NAPI poll re-enables it
-        self.last_fire = self.clock.now
-        self.fired += 1
-        self.send()
+QueueVector = kernels.impl.QueueVector  # compiled; the plain-Python twin: sriov.golden.irq
 
 
 class _Vectors:

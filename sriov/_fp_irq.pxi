@@ -1,0 +1,211 @@
+# A queue vector's moderator (sriov.hw.interrupts.QueueVector), compiled: every receive completion
+# hook, every interrupt and every NAPI re-enable goes through it. Twin: sriov/golden/irq.py, which
+# reads as the spec with sriov.hw.eitr.VectorModerator (EITR rules, spec §5.10) and the armed
+# tables of sriov.hw.armed. State in C fields (public: the device, the host and tests read them);
+# the firing goes straight to a VfFire (compiled) and the timers to the compiled clock.
+
+cdef int64_t _QV_NEVER = -(1 << 62)
+cdef int64_t _QV_HELD = 0x7FFFFFFFFFFFFFFF
+
+
+cdef class QueueVector:
+    """A queue vector's moderator that tells the datapath when more completions change nothing.
+
+    The EITR rules of `sriov.hw.eitr.VectorModerator`: a cause raised on an unmasked vector whose
+    last interrupt is at least one interval old fires at once, otherwise when the interval
+    expires; on a masked vector it is latched until unmasked; firing clears the pending cause,
+    auto-masks (``auto_mask``) and calls ``send``. Raising a receive cause is a no-op while the
+    vector already holds it (masked, or a timer running): the device's hook records such queues
+    in ``armed_table[q]`` (``ARMED_HELD`` or the timer's due time) so the receive kernel can skip
+    the hook; every other change of state disarms them first. Twin: ``sriov.golden.irq``.
+    """
+
+    NEVER = _QV_NEVER
+
+    cdef public object clock, send, _timer, armed_table, tx_armed_table
+    cdef public list armed, armed_tx
+    cdef public int64_t interval_ns, last_fire, fired
+    cdef public bint masked, pending, auto_mask
+
+    def __init__(self, clock, send, armed, tx_armed=None):
+        self.clock = clock
+        self.send = send
+        self.interval_ns = 0
+        self.masked = False
+        self.pending = False
+        self.auto_mask = True  # EIAM: the device follows the register, the timeline model always masks
+        self.last_fire = _QV_NEVER
+        self.fired = 0
+        self._timer = None
+        self.armed_table = armed
+        self.armed = []  # PF queues whose rx_armed entry this vector's state justified
+        # the same for transmit completions (the device's ``tx_armed``; the TX engine's hook skip)
+        if tx_armed is None:
+            tx_armed = _np.zeros(_R.MAX_QUEUES + 2, _np.int64)
+            tx_armed[_R.MAX_QUEUES] = -1
+        self.tx_armed_table = tx_armed
+        self.armed_tx = []
+
+    cdef inline int64_t _now(self) except? -1:
+        clock = self.clock
+        if type(clock) is SimClock:
+            return (<SimClock>clock)._now
+        return clock.now
+
+    # -- the armed tables -------------------------------------------------------------------------
+    cpdef disarm(self):
+        """Forget the armed entries this vector justified (its state is about to change)."""
+        if self.armed:
+            table = self.armed_table
+            for q in self.armed:
+                table[q] = 0
+            self.armed.clear()
+        if self.armed_tx:
+            table = self.tx_armed_table
+            for q in self.armed_tx:
+                table[q] = 0
+            self.armed_tx.clear()
+
+    cpdef arm(self, queue, bint tx=False):
+        """After raising ``queue``'s cause (``tx``: its transmit cause): mark it armed if a further
+        raise would change nothing."""
+        cdef int64_t until
+        if not self.pending:
+            return
+        if self.masked:
+            until = _QV_HELD
+        elif self._timer is not None:
+            until = self._timer.time
+        else:
+            return
+        if tx:
+            self.tx_armed_table[queue] = until
+            self.armed_tx.append(queue)
+        else:
+            self.armed_table[queue] = until
+            self.armed.append(queue)
+
+    # -- register-driven changes ------------------------------------------------------------------
+    cpdef reset(self):
+        """Reset values: masked, nothing pending, no interval, counter expired. ``fired`` is kept."""
+        if self.armed or self.armed_tx:
+            self.disarm()
+        self._cancel_timer()
+        self.masked = True
+        self.pending = False
+        self.auto_mask = False
+        self.interval_ns = 0
+        self.last_fire = _QV_NEVER
+
+    cpdef reprogram(self, int64_t interval_ns, bint reset_counter):
+        """An EITR write: new interval now; without CNT_WDIS the interval counter restarts expired.
+        A cause waiting for the old interval is re-decided against the new one."""
+        if self.armed or self.armed_tx:
+            self.disarm()
+        if interval_ns < 0:
+            raise _ConfigError(f"interval must be >= 0 ns, got {interval_ns}")
+        self.interval_ns = interval_ns
+        if reset_counter:
+            self.last_fire = _QV_NEVER
+        self._cancel_timer()
+        if self.pending and not self.masked:
+            self._try_fire()
+
+    cpdef clear_cause(self):
+        """The cause was cleared (EICR read or write-1-to-clear) before the vector fired."""
+        if self.armed or self.armed_tx:
+            self.disarm()
+        self.pending = False
+        self._cancel_timer()
+
+    cpdef set_interval_ns(self, int64_t interval_ns):
+        """A new EITR interval (takes effect from the next decision)."""
+        if self.armed or self.armed_tx:
+            self.disarm()
+        if interval_ns < 0:
+            raise _ConfigError(f"interval must be >= 0 ns, got {interval_ns}")
+        self.interval_ns = interval_ns
+
+    cpdef raise_cause(self):
+        """A cause of this vector becomes set (a receive completion, a mailbox message)."""
+        self.pending = True
+        if not self.masked:
+            self._try_fire()
+
+    cpdef mask(self):
+        """EIMC: the vector may not fire; causes are latched."""
+        if self.armed or self.armed_tx:
+            self.disarm()
+        self.masked = True
+        self._cancel_timer()
+
+    cpdef unmask(self):
+        """EIMS: the vector may fire again; a latched cause fires (subject to the interval)."""
+        if self.armed or self.armed_tx:
+            self.disarm()
+        self.masked = False
+        if self.pending:
+            self._try_fire()
+
+    cpdef raise_rx(self, queue):
+        """`raise_cause` then `arm` for receive queue ``queue``, in one call (the datapath hook's
+        path: once per queue and burst)."""
+        cdef int64_t now, due, until
+        self.pending = True
+        if self.masked:
+            until = _QV_HELD
+        else:
+            now = self._now()
+            due = self.last_fire + self.interval_ns
+            if now >= due:
+                self._fire()
+                if not self.pending:  # the usual case: fired, nothing left to hold
+                    return
+                self.arm(queue)
+                return
+            timer = self._timer
+            if timer is None:
+                timer = self._timer = self._schedule(due - now)
+            until = timer.time
+        self.armed_table[queue] = until
+        self.armed.append(queue)
+
+    # -- the state machine --------------------------------------------------------------------------
+    cdef object _schedule(self, int64_t delay):
+        clock = self.clock
+        if type(clock) is SimClock:
+            return (<SimClock>clock)._new(delay, self._expire)
+        return clock.schedule(delay, self._expire)
+
+    cpdef _try_fire(self):
+        cdef int64_t due = self.last_fire + self.interval_ns, now = self._now()
+        if now >= due:
+            self._fire()
+        elif self._timer is None:
+            self._timer = self._schedule(due - now)
+
+    def _expire(self):
+        if self.armed or self.armed_tx:
+            self.disarm()
+        self._timer = None
+        if self.pending and not self.masked:
+            self._fire()
+
+    cdef _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    cpdef _fire(self):
+        if self.armed or self.armed_tx:
+            self.disarm()
+        self._cancel_timer()
+        self.pending = False
+        self.masked = self.auto_mask  # auto-mask (EIAM) until the driver's NAPI poll re-enables it
+        self.last_fire = self._now()
+        self.fired += 1
+        send = self.send
+        if type(send) is VfFire:
+            (<VfFire>send).fire()
+        else:
+            send()
