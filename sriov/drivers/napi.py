@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 NAPI_POLL_WEIGHT = 64  # the kernel's default NAPI budget, which ixgbevf uses
 NETDEV_MAX_BACKLOG = 1000  # Linux default; here: frames handed to the stack that nobody read yet
-_ITR_MEMO: dict[tuple[int, ...], coalesce.ItrState] = {}  # adaptive_itr's answers, by state and load
+_ITR_MEMO: dict[tuple[int, ...], tuple[coalesce.ItrState, int]] = {}  # adaptive_itr (+ its VTEITR value)
+_VTEITR = [R.VTEITR(v) for v in range(R.VF_MSIX_VECTORS)]
 _ITR_MEMO_SIZE = 4096
 
 
@@ -266,14 +267,16 @@ class Napi(kernels.impl.NapiCore):
         state = self.itr_state
         nbytes, packets = self._cycle_bytes, self._cycle_packets
         key = (state.itr, state.rx_range, state.tx_range, nbytes, packets)  # ints: hashed in C
-        new = _ITR_MEMO.get(key)
-        if new is None:  # adaptive_itr is pure and its states immutable: one answer per input
+        answer = _ITR_MEMO.get(key)
+        if answer is None:  # adaptive_itr is pure and its states immutable: one answer per input
             if len(_ITR_MEMO) >= _ITR_MEMO_SIZE:
                 _ITR_MEMO.clear()
-            new = _ITR_MEMO[key] = coalesce.adaptive_itr(state, nbytes, packets)
+            new = coalesce.adaptive_itr(state, nbytes, packets)
+            answer = _ITR_MEMO[key] = (new, coalesce.eitr_value(new.itr))
+        new, eitr = answer
         self._cycle_bytes = self._cycle_packets = 0
         if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
-            self.nic.function.write32(R.VTEITR(self.vector), coalesce.eitr_value(new.itr))
+            self.nic.function.write32(_VTEITR[self.vector], eitr)
         self.itr_state = new
 
     # -- the guest stack --------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import numpy as np
 from sriov import kernels
 from sriov.hw import regs as R
 from sriov.hw.armed import ARMED_HELD, new_armed_table
-from sriov.hw.eitr import VectorModerator, interval_ns_from_eitr
+from sriov.hw.eitr import EITR_FIELD_SHIFT, EITR_UNIT_NS, VectorModerator, interval_ns_from_eitr
 
 if TYPE_CHECKING:
     from sriov.hw.device import PciFunction
@@ -64,6 +64,8 @@ _W_VTEIAM = R.VTEIAM // WORD
 _VTEITR0 = R.VTEITR(0)
 _VTEIMS = R.VTEIMS
 _VTEICR_MASK = R.VTEICR_MASK
+_EITR_ITR_INT_MASK = R.EITR_ITR_INT_MASK
+_EITR_CNT_WDIS = R.EITR_CNT_WDIS
 
 QueueVector = kernels.impl.QueueVector  # compiled; the plain-Python twin: sriov.golden.irq
 
@@ -237,6 +239,12 @@ class VfInterrupts(_Vectors):
                     m.unmask()
                 bits >>= 1
                 v += 1
+        elif offset >= _VTEITR0:  # VTEITR(v): adaptive ITR writes it after most poll cycles
+            v = (offset - _VTEITR0) // WORD
+            self.words[offset // WORD] = value & EITR_STORED
+            # interval_ns_from_eitr, inline
+            interval = ((value & _EITR_ITR_INT_MASK) >> EITR_FIELD_SHIFT) * EITR_UNIT_NS
+            self.vectors[v].reprogram(interval, not value & _EITR_CNT_WDIS)
         elif offset == R.VTEICR:
             self._clear(bits)  # write-1-to-clear
         elif offset == R.VTEICS:
@@ -251,10 +259,6 @@ class VfInterrupts(_Vectors):
             if offset == R.VTEIAM:
                 for v, m in enumerate(self.vectors):
                     m.auto_mask = bool(bits >> v & 1)
-        elif offset >= _VTEITR0:
-            v = (offset - _VTEITR0) // WORD
-            self._put(offset, value & EITR_STORED)
-            self._eitr_write(self.vectors[v], value)
         else:  # VTIVAR(x): plain storage, its RX entries decoded for the datapath hook
             self.disarm_all()
             self._put(offset, value)
