@@ -8,6 +8,9 @@
 
 
 cdef uint32_t _NAPI_VTEIMS = _R.VTEIMS
+cdef uint32_t _NAPI_VTEITR0 = _R.VTEITR(0)
+if any(_R.VTEITR(v) != _NAPI_VTEITR0 + 4 * v for v in range(_R.VF_MSIX_VECTORS)):
+    raise ImportError("sriov._fastpath: VTEITR(v) is no longer VTEITR(0) + 4 v; update _fp_napi.pxi")
 
 
 cdef class RxRingState:
@@ -135,6 +138,8 @@ cdef class NapiCore:
     cdef public Py_ssize_t vector, _took
     cdef public int64_t _polls, _stack_packets, _stack_bytes, _cycle_packets, _cycle_bytes, _completes
     cdef public int64_t adaptive_usecs  # the rx-usecs value that means adaptive ITR (set by the subclass)
+    cdef public object itr_state  # adaptive ITR: this vector's coalesce.ItrState
+    cdef public dict _itr_memo  # (itr, rx_range, tx_range, bytes, packets) -> (next state, VTEITR value)
     cdef object _config, _end_cb
     cdef Py_ssize_t _budget
     cdef int64_t _overhead, _per_frame
@@ -263,6 +268,22 @@ cdef class NapiCore:
         if nic.rx_usecs == self.adaptive_usecs:
             self._update_itr()
         nic.function.write32(_NAPI_VTEIMS, 1 << self.vector)
+
+    cpdef _update_itr(self):
+        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update: the next
+        adaptive state (``_itr_answer``, remembered in ``_itr_memo``: the rule is a pure function
+        of the state and the load); VTEITR written when the ITR changes."""
+        state = self.itr_state
+        key = (state.itr, state.rx_range, state.tx_range, self._cycle_bytes, self._cycle_packets)
+        answer = self._itr_memo.get(key)
+        if answer is None:
+            answer = self._itr_answer(key)
+        new, eitr = answer
+        self._cycle_bytes = 0
+        self._cycle_packets = 0
+        if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
+            self.nic.function.write32(_NAPI_VTEITR0 + 4 * self.vector, eitr)
+        self.itr_state = new
 
 
 # -- the receive hook's queue list ------------------------------------------------------------------

@@ -334,7 +334,7 @@ def test_adaptive_itr_memo_key_covers_the_whole_state() -> None:
             "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
         )()
         n = napi_mod.Napi.__new__(napi_mod.Napi)
-        n.itr_state, n.vector, n.nic = coalesce.ItrState(), 1, nic
+        n.itr_state, n.vector, n.nic, n._itr_memo = coalesce.ItrState(), 1, nic, napi_mod._ITR_MEMO
         out = []
         for nbytes, packets in loads:
             if not memo:

@@ -39,7 +39,6 @@ from sriov import kernels
 from sriov.batch import Batch
 from sriov.drivers import coalesce
 from sriov.errors import ConfigError
-from sriov.hw import regs as R
 from sriov.hw.clock import EventHandle
 
 if TYPE_CHECKING:
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 NAPI_POLL_WEIGHT = 64  # the kernel's default NAPI budget, which ixgbevf uses
 NETDEV_MAX_BACKLOG = 1000  # Linux default; here: frames handed to the stack that nobody read yet
 _ITR_MEMO: dict[tuple[int, ...], tuple[coalesce.ItrState, int]] = {}  # adaptive_itr (+ its VTEITR value)
-_VTEITR = [R.VTEITR(v) for v in range(R.VF_MSIX_VECTORS)]
 _ITR_MEMO_SIZE = 4096
 
 
@@ -200,9 +198,9 @@ class Napi(kernels.impl.NapiCore):
     """The NAPI context of a VF driver's queue vector.
 
     The interrupt (``interrupt``), one poll (``_poll``), a poll's end with the chain of polls
-    after it (``_end``) and completion (``_complete``) are the base class's
-    (`sriov.golden.napi.NapiCore`, compiled in ``sriov/_fp_napi.pxi``); this class is the rest:
-    adaptive ITR, the stack's backlog, reset, the counters."""
+    after it (``_end``), completion (``_complete``) and the adaptive ITR update (``_update_itr``)
+    are the base class's (`sriov.golden.napi.NapiCore`, compiled in ``sriov/_fp_napi.pxi``);
+    this class is the rest: the adaptive rule's answers, the stack's backlog, reset, counters."""
 
     def __init__(self, nic: VfNic, config: NapiConfig | None = None) -> None:
         self.nic = nic
@@ -222,6 +220,7 @@ class Napi(kernels.impl.NapiCore):
         self._polls = self._stack_packets = self._stack_bytes = 0
         self._completes = 0
         self.adaptive_usecs = coalesce.ADAPTIVE
+        self._itr_memo = _ITR_MEMO
         self._backlog_dropped = 0
 
     @property
@@ -262,22 +261,16 @@ class Napi(kernels.impl.NapiCore):
         """Trace: the poll that starts handing frames over at ``start`` took ``took`` frames."""
         self.trace.taken(start + self.config.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
 
-    def _update_itr(self) -> None:
-        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update."""
-        state = self.itr_state
-        nbytes, packets = self._cycle_bytes, self._cycle_packets
-        key = (state.itr, state.rx_range, state.tx_range, nbytes, packets)  # ints: hashed in C
-        answer = _ITR_MEMO.get(key)
-        if answer is None:  # adaptive_itr is pure and its states immutable: one answer per input
-            if len(_ITR_MEMO) >= _ITR_MEMO_SIZE:
-                _ITR_MEMO.clear()
-            new = coalesce.adaptive_itr(state, nbytes, packets)
-            answer = _ITR_MEMO[key] = (new, coalesce.eitr_value(new.itr))
-        new, eitr = answer
-        self._cycle_bytes = self._cycle_packets = 0
-        if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
-            self.nic.function.write32(_VTEITR[self.vector], eitr)
-        self.itr_state = new
+    def _itr_answer(self, key: tuple[int, ...]) -> tuple[coalesce.ItrState, int]:
+        """``_update_itr``'s rule for a load not seen yet: `coalesce.adaptive_itr` (pure, its states
+        immutable, so the answer is remembered) and the VTEITR value of the new ITR."""
+        itr, rx_range, tx_range, nbytes, packets = key
+        state = coalesce.ItrState(itr=itr, rx_range=rx_range, tx_range=tx_range)
+        new = coalesce.adaptive_itr(state, nbytes, packets)
+        if len(_ITR_MEMO) >= _ITR_MEMO_SIZE:
+            _ITR_MEMO.clear()
+        answer = _ITR_MEMO[key] = (new, coalesce.eitr_value(new.itr))
+        return answer
 
     # -- the guest stack --------------------------------------------------------------------------
     def _to_stack(self, batch: Batch) -> None:

@@ -119,6 +119,8 @@ class NapiCore:
         self._polls = 0
         self._completes = 0
         self.adaptive_usecs = 1
+        self.itr_state = None
+        self._itr_memo: dict = {}
         self._stack_packets = 0
         self._stack_bytes = 0
         self._cycle_packets = 0
@@ -202,8 +204,23 @@ class NapiCore:
             self._update_itr()
         nic.function.write32(R.VTEIMS, 1 << self.vector)
 
+    def _update_itr(self) -> None:
+        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update: the next
+        adaptive state (``_itr_answer``, remembered in ``_itr_memo``: the rule is a pure function
+        of the state and the load); VTEITR written when the ITR changes."""
+        state = self.itr_state
+        key = (state.itr, state.rx_range, state.tx_range, self._cycle_bytes, self._cycle_packets)
+        answer = self._itr_memo.get(key)
+        if answer is None:
+            answer = self._itr_answer(key)
+        new, eitr = answer
+        self._cycle_bytes = self._cycle_packets = 0
+        if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
+            self.nic.function.write32(R.VTEITR(self.vector), eitr)
+        self.itr_state = new
+
     # the subclass's part
-    def _update_itr(self) -> None:  # pragma: no cover - Napi defines it
+    def _itr_answer(self, key: tuple[int, ...]) -> tuple:  # pragma: no cover - Napi defines it
         raise NotImplementedError
 
     def _record_taken(self, start: int, took: int) -> None:  # pragma: no cover
