@@ -19,7 +19,8 @@ cdef class RxRingState:
     ``_ntu``/``_ntc``: next_to_use / next_to_clean; ``running``; ``last_bytes``: frame bytes of
     the last poll; ``frames``: frames taken in all; ``last_frames``: frames the last poll
     returned; ``_view_frames``/``_views``: the last poll's (batch, vlans) views, reused by polls
-    that take as many frames (``_view_cache``: every size made so far); ``last_vlan``. Twin: ``sriov.golden.napi.RxRingState``.
+    that take as many frames (``_view_cache``: every size made so far); ``last_vlan``.
+    Twin: ``sriov.golden.napi.RxRingState``.
     """
 
     cdef public object _core, fn, _regs, _views, last_vlan
