@@ -415,3 +415,22 @@ cdef class MsixDeliver:
         target = self.handlers.get(v)
         if target is not None:
             target(v)
+
+
+@cython.final
+cdef class Inject:
+    """A VF's MSI-X vector routed into its VM (``Vm._inject_as``): the hypervisor counts the
+    injection under ``key`` in ``injected`` and runs the guest driver's handler
+    (``nic._msix(vector)``). Twin: ``sriov.golden.napi.Inject``."""
+
+    cdef dict injected
+    cdef object key, nic
+
+    def __init__(self, dict injected not None, key, nic):
+        self.injected = injected
+        self.key = key
+        self.nic = nic
+
+    def __call__(self, vector):
+        self.injected[self.key] = self.injected.get(self.key, 0) + 1
+        self.nic._msix(vector)

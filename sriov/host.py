@@ -9,7 +9,6 @@ and the guest's VF driver (`VfNic`) binds by device id.
 from __future__ import annotations
 
 import importlib.util
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from sriov.hw import regs as R
 from sriov.hw.clock import SimClock
 from sriov.hw.device import Device82599, VfFunction
 from sriov.hw.iommu import Iommu
+from sriov.kernels import impl as _kernels
 from sriov.memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -37,6 +37,9 @@ DEFAULT_HOST_MEMORY = 64 << 20
 INJECTION_PRESETS: dict[str, int] = {"posted": 1_000, "vm-exit": 5_000}
 INTEL_OUI = b"\x00\x1b\x21"
 VF_DRIVERS: dict[int, type[VfNic]] = {R.DEV_ID_82599_VF: VfNic}  # device id -> driver (probe match)
+
+
+Inject = _kernels.Inject  # a VF vector's route into its VM (module-level: tests swap twins)
 
 
 def injection_latency(value: int | str) -> int:
@@ -70,7 +73,8 @@ class Vm:
         self._inject_as(f"{nic.name}-{vector}", nic, vector)
 
     def _inject_as(self, key: str, nic: VfNic, vector: int) -> None:
-        """`_inject` with the ``injected`` key made once, when the vector was routed."""
+        """`_inject` with the ``injected`` key made once (what `Inject`, the handler
+        `Host.assign` routes each VF vector to, does in one compiled call)."""
         injected = self.injected
         injected[key] = injected.get(key, 0) + 1
         nic._msix(vector)
@@ -240,7 +244,7 @@ class Host:
         seed = int(self._rng.integers(0, 2**63))
         nic = driver(vf_function, vm.memory, self.clock, seed=seed, name=f"{vm.name}/eth{len(vm.nics)}")
         for vector in range(nic.NUM_VECTORS):
-            vf_function.set_msix_handler(vector, partial(vm._inject_as, f"{nic.name}-{vector}", nic))
+            vf_function.set_msix_handler(vector, Inject(vm.injected, f"{nic.name}-{vector}", nic))
         # The VF's messages now go through the hypervisor's injection path to this guest.
         vf_function.irq_latency_ns = vm.injection_latency_ns
         vm.nics.append(nic)

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sriov import golden, kernels
+from sriov import host as host_mod
 from sriov.batch import Batch
 from sriov.drivers import napi as napi_mod
 from sriov.drivers import rings
@@ -39,7 +40,7 @@ def _on(base: type, cls: type) -> type:
 @contextmanager
 def _twins(kind: str):
     """The VF drivers and VF vectors created inside use the compiled ("compiled") or golden twins
-    (`NapiCore`, `RxRingState`, `VfFire`, `MsixDeliver`, `QueueVector`)."""
+    (`NapiCore`, `RxRingState`, `VfFire`, `MsixDeliver`, `QueueVector`, `Inject`)."""
     if kind == "compiled":
         yield
         return
@@ -49,6 +50,7 @@ def _twins(kind: str):
         mock.patch.object(interrupts, "VfFire", golden.VfFire),
         mock.patch.object(device, "MsixDeliver", golden.MsixDeliver),
         mock.patch.object(interrupts, "QueueVector", golden.QueueVector),
+        mock.patch.object(host_mod, "Inject", golden.Inject),
     ):
         yield
 
@@ -95,14 +97,8 @@ def _history(kind: str, chain: bool, sc: dict) -> list:
     """Everything observable of scenario ``sc`` run on the ``kind`` twins (see `SCENARIO`)."""
     with _twins(kind):
         log = _run(chain, sc)
-    twins = (golden.NapiCore, golden.VfFire, golden.MsixDeliver, golden.QueueVector)
-    if kind == "compiled":
-        twins = (
-            kernels.impl.NapiCore,
-            kernels.impl.VfFire,
-            kernels.impl.MsixDeliver,
-            kernels.impl.QueueVector,
-        )
+    g = kernels.impl if kind == "compiled" else golden
+    twins = (g.NapiCore, g.VfFire, g.MsixDeliver, g.QueueVector, g.Inject)
     assert log.pop() == twins  # every twin in the run was the one asked for
     return log
 
@@ -178,11 +174,14 @@ def _run(chain: bool, sc: dict) -> list:
     log.append(("clock", clock.now, clock.events_run, clock.pending(), clock.next_event_time()))
     fns = [port.vf(i) for i in range(len(nics))]
     used = {type(n.napi).__mro__[1] for n in nics} | {type(f.msix.vectors[0].send) for f in fns}
-    used |= {type(m) for f in fns for m in f.msix.vectors}
+    used |= {type(m) for f in fns for m in f.msix.vectors} | {
+        type(h) for f in fns for h in f._msix_handlers.values()
+    }
     used |= {type(d) for f in fns for d in f._msix_deliver.values()}
-    candidates = dict.fromkeys((golden.NapiCore, golden.VfFire, golden.MsixDeliver, golden.QueueVector,
-                                kernels.impl.NapiCore, kernels.impl.VfFire, kernels.impl.MsixDeliver,
-                                kernels.impl.QueueVector))  # fmt: skip
+    k = kernels.impl
+    g = golden
+    candidates = dict.fromkeys((g.NapiCore, g.VfFire, g.MsixDeliver, g.QueueVector, g.Inject,
+                                k.NapiCore, k.VfFire, k.MsixDeliver, k.QueueVector, k.Inject))  # fmt: skip
     log.append(tuple(t for t in candidates if t in used))
     return log
 

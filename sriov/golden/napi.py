@@ -255,6 +255,20 @@ class VfFire:
         self.fn.signal_msix(self.vector)
 
 
+class Inject:
+    """A VF's MSI-X vector routed into its VM: the hypervisor counts the injection under ``key``
+    in ``injected`` and runs the guest driver's handler (``nic._msix(vector)``)."""
+
+    def __init__(self, injected: dict, key: str, nic) -> None:
+        self.injected = injected
+        self.key = key
+        self.nic = nic
+
+    def __call__(self, vector: int) -> None:
+        self.injected[self.key] = self.injected.get(self.key, 0) + 1
+        self.nic._msix(vector)
+
+
 class MsixDeliver:
     """The clock event that delivers MSI-X ``vector`` of function ``fn``: ``fn._deliver_msix``."""
 
@@ -277,4 +291,4 @@ def written_queues(counts, limit: int) -> list[int] | None:
     return counts.nonzero()[0].tolist()
 
 
-__all__ = ["MsixDeliver", "NapiCore", "RxRingState", "VfFire", "written_queues"]
+__all__ = ["Inject", "MsixDeliver", "NapiCore", "RxRingState", "VfFire", "written_queues"]

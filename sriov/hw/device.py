@@ -55,6 +55,7 @@ _written_queues = _kernels.written_queues
 MsixDeliver = _kernels.MsixDeliver  # the MSI-X delivery event (module-level: tests swap twins)
 _VF_IRQ_REGISTERS = VfInterrupts.REGISTERS
 _W_GCR_EXT = R.GCR_EXT // WORD
+_W_VTEICR = R.VTEICR // WORD
 _NO_VALUE = object()  # a read: no value to check (None is a bad value, not "no value")
 
 
@@ -202,6 +203,9 @@ class VfFunction(PciFunction):
                 self.bad_accesses += 1
                 raise
             value = int(value)
+        if offset in _VF_IRQ_REGISTERS:  # vf_write's first case, without the trip through it
+            self.msix.write(offset, value)  # (NAPI re-enables its vector after every poll cycle)
+            return
         self.device.vf_write(self.index, offset, value)
 
 
@@ -539,7 +543,15 @@ class Device82599:
         for q in queues:
             pool = q // qpp
             if pool < nvfs:
-                vfs[pool].msix.raise_rx(q - pool * qpp, q)
+                # VfInterrupts.raise_rx, inline (once per queue and burst): the cause bit of the
+                # queue's VTIVAR vector in VTEICR, then its moderator's raise_cause + arm
+                msix = vfs[pool].msix
+                v = msix._rx_route[q - pool * qpp]
+                if v < 0:
+                    msix.unrouted += 1
+                    continue
+                msix.words[_W_VTEICR] |= 1 << v
+                msix.vectors[v].raise_rx(q)
             else:
                 self.pf.msix.raise_rx(q)
 
@@ -655,7 +667,7 @@ class Device82599:
 
     def vf_write(self, n: int, offset: int, value: int) -> None:
         """A write to VF ``n``'s BAR0 (offset and value already validated)."""
-        if offset in _VF_IRQ_REGISTERS:  # first: NAPI re-enables its vector after every poll cycle
+        if offset in _VF_IRQ_REGISTERS:  # (VfFunction.write32 does this case itself, the same way)
             self._vf_pool[n].msix.write(offset, value)
             return
         if offset == R.VFMAILBOX:
