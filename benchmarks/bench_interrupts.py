@@ -5,8 +5,6 @@ Run: python -m pytest benchmarks/bench_interrupts.py --benchmark-only -q
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pytest
 
@@ -209,7 +207,6 @@ def test_full_receive_path(benchmark, mode: str, rx_usecs: int, vfs: int) -> Non
     state = {}
 
     def setup():
-        gc.collect()  # the last rig's hosts are cyclic garbage (64 MiB of guest memory per 8 VFs)
         state["rig"] = full_host(vfs, rx_usecs, napi=mode != "off")
         return (mode, *state["rig"], batch, rounds), {}
 
@@ -241,7 +238,6 @@ def full_table(repeats: int = 3) -> str:
             rounds = 4 if mode == "exact" else 20 if vfs > 1 else 100
             best = float("inf")
             for _ in range(repeats):
-                gc.collect()  # the last rig's hosts are cyclic garbage (64 MiB of guest memory per 8 VFs)
                 host, port, nics = full_host(vfs, usecs, napi=mode != "off")
                 t = time.perf_counter()
                 got = run_full(mode, host, port, nics, batch, rounds)
