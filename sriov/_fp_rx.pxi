@@ -118,6 +118,8 @@ cdef enum:
 
 cdef enum:
     _FLOW_SLOTS = 64        # per-batch cache of the L2 switch's answers (direct-mapped)
+    _FLOW_SLOW = 0xFF       # FlowSlot.fast: not a unicast frame to exactly one pool
+    _BLOCK = 32             # frames per block of RxKernel._run's two passes
 
 cdef uint64_t _FLOW_USED = 1ULL << 63
 
@@ -126,6 +128,7 @@ cdef struct FlowSlot:
     uint64_t tag            # MAC key | tagged << 48 | VID << 49 | _FLOW_USED; 0 = empty
     uint64_t pools
     int r
+    uint8_t fast            # the one pool of a unicast flow delivered to exactly one pool, else _FLOW_SLOW
 
 
 cdef struct QState:
@@ -158,6 +161,22 @@ cdef struct QState:
     uint64_t n_packets
     uint64_t n_bytes
     uint64_t n_mcast
+
+
+cdef struct RunCtx:
+    # one RxKernel._run: the batch's arrays and what it adds to the counters (see _general)
+    const uint8_t* data
+    const int64_t* offs
+    const uint32_t* lens
+    uint64_t* sel
+    uint64_t* dlv
+    uint8_t* rsn
+    uint64_t* pool_c
+    int ps_dropped
+    int ps_fault
+    int ps_qdis
+    Py_ssize_t accepted
+    uint64_t pc[_P_N]
 
 
 cdef extern from "_fp_simd.h" nogil:
@@ -782,143 +801,224 @@ cdef class RxKernel:
         written[0] = dlen
         return DELIVERED
 
+    cdef void _general(self, RunCtx* c, Py_ssize_t i) noexcept nogil:
+        """Frame ``i`` of the batch the general way (MODEL.md "Frames at the port", "Pool selection",
+        "Into the ring"): every length check, the switch through the flow cache, one copy per pool
+        with its drops. `_run`'s fast pass leaves every frame it cannot vouch for to this."""
+        cdef L2Tables* t = &self.t
+        cdef uint64_t* pc = c.pc
+        cdef uint64_t* pool_c = c.pool_c
+        cdef int npc = self.npc
+        cdef const uint8_t* f = c.data + c.offs[i]
+        cdef uint32_t flen = c.lens[i], plen, tci, written = 0
+        cdef bint tagged, multicast, broadcast
+        cdef uint64_t pools = 0, rem, got, key, fk
+        cdef int r, first, pool
+        cdef QState* qs
+        cdef FlowSlot* fs
+        # the port: length checks and the VLAN tag
+        if flen < _ETH_HLEN:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = LENGTH_ERROR
+            pc[_P_LENGTH] += 1
+            return
+        tagged = sriov_ld16be(f + 12) == t.vet
+        if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = LENGTH_ERROR
+            pc[_P_LENGTH] += 1
+            return
+        plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+        if <uint64_t>plen + _ETH_FCS_LEN > t.max_frame:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = LONG_LENGTH
+            pc[_P_LONG] += 1
+            return
+        tci = sriov_ld16be(f + 14) if tagged else 0
+        # the switch (through the batch's flow cache)
+        key = sriov_mac_key(f)
+        fk = key | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49) | _FLOW_USED
+        fs = &self.flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
+        if fs.tag == fk:
+            r = fs.r
+            pools = fs.pools
+        else:
+            r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
+            fs.tag = fk
+            fs.r = r
+            fs.pools = pools
+            # the fast pass's answer for this flow: its one pool when unicast to exactly one pool
+            fs.fast = (<uint8_t>__builtin_ctzll(pools)
+                       if r == DELIVERED and pools & (pools - 1) == 0 and not key & 1 else _FLOW_SLOW)
+        if r != DELIVERED:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = <uint8_t>r
+            pc[_P_VLAN if r == VLAN_FILTERED else _P_NOPOOL] += 1
+            return
+        pc[_P_CLASSIFIED] += 1
+        c.sel[i] = pools
+        if f[0] & 1:  # group address: broadcast or multicast
+            broadcast = key == _BROADCAST_KEY
+            multicast = not broadcast
+        else:
+            broadcast = multicast = False
+        got = 0
+        first = DELIVERED
+        rem = pools
+        while rem:
+            pool = __builtin_ctzll(rem)
+            rem &= rem - 1
+            qs = &self.qs[pool]
+            if qs.state == _Q_UNLOADED:
+                self._queue(pool)
+            r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
+            if r < 0:
+                r = self._copy(qs, f, flen, plen, tagged, tci, &written)
+            if r == DELIVERED:
+                got |= 1ULL << pool
+                qs.n_packets += 1
+                qs.n_bytes += written
+                qs.n_mcast += multicast
+                continue
+            qs.n_drops += 1
+            if r == NO_DMA_RESOURCES:
+                pc[_P_NODMA] += 1
+                pool_c[pool * npc + c.ps_dropped] += 1
+            elif r == MISSED:
+                pc[_P_MISSED] += 1
+                pool_c[pool * npc + c.ps_dropped] += 1
+            elif r == DMA_FAULT:
+                pc[_P_FAULT] += 1
+                pool_c[pool * npc + c.ps_fault] += 1
+            else:
+                pc[_P_QDIS] += 1
+                pool_c[pool * npc + c.ps_qdis] += 1
+            if first == DELIVERED:
+                first = r
+        c.dlv[i] = got
+        if got:
+            c.accepted += 1
+            pc[_P_BYTES] += plen
+            if broadcast:
+                pc[_P_BCAST] += 1
+            elif multicast:
+                pc[_P_MCAST] += 1
+            c.rsn[i] = DELIVERED
+        else:
+            c.rsn[i] = <uint8_t>first
+
     cdef Py_ssize_t _run(self, const uint8_t* data, const int64_t* offs, const uint32_t* lens,
                          Py_ssize_t n, uint64_t* sel, uint64_t* dlv, uint8_t* rsn) noexcept nogil:
         cdef L2Tables* t = &self.t
-        cdef uint64_t pc[_P_N]
+        cdef RunCtx c
         cdef uint64_t* pool_c = &self._pool[0]
+        cdef uint64_t* pc = c.pc
         cdef uint32_t* qframes = &self._qframes[0]
         cdef int npc = self.npc
         cdef int ps_copies = self.pool_slot[_Q_COPIES], ps_packets = self.pool_slot[_Q_PACKETS]
         cdef int ps_bytes = self.pool_slot[_Q_BYTES], ps_mcast = self.pool_slot[_Q_MCAST]
-        cdef int ps_dropped = self.pool_slot[_Q_DROPPED], ps_fault = self.pool_slot[_Q_FAULT]
-        cdef int ps_qdis = self.pool_slot[_Q_QDIS]
-        cdef Py_ssize_t i, accepted = 0
+        cdef Py_ssize_t i, j, m, k
         cdef const uint8_t* f
-        cdef uint32_t flen, plen, tci, written
-        cdef bint tagged, multicast, broadcast
-        cdef uint64_t pools, rem, got
-        cdef int r, first, pool, k
+        cdef uint32_t flen, plen, tci, dlen, vet, max_frame
+        cdef uint64_t fk, addr, off, nfast = 0, fbytes = 0
+        cdef bint tagged, strip
+        cdef int pool
+        cdef uint8_t* dp
         cdef QState* qs
+        cdef QState* qbase = &self.qs[0]
+        cdef FlowSlot* flow = &self.flow[0]
+        cdef FlowSlot* fs
         cdef bint keyok
         cdef int64_t wait, until
-        cdef uint64_t key, fk
-        cdef FlowSlot* fs
-        memset(pc, 0, sizeof(pc))
+        # the fast pass's per-block answers: the frame's one pool (or _FLOW_SLOW) and its tag
+        cdef uint8_t cls[_BLOCK]
+        cdef uint32_t ctag[_BLOCK]
+        c.data, c.offs, c.lens, c.sel, c.dlv, c.rsn, c.pool_c = data, offs, lens, sel, dlv, rsn, pool_c
+        c.accepted = 0
+        c.ps_dropped = self.pool_slot[_Q_DROPPED]
+        c.ps_fault = self.pool_slot[_Q_FAULT]
+        c.ps_qdis = self.pool_slot[_Q_QDIS]
+        memset(c.pc, 0, sizeof(c.pc))
         memset(qframes, 0, _MAX_QUEUES * sizeof(uint32_t))
         l2_refresh(t)
+        vet = t.vet
+        max_frame = t.max_frame
         # The switch's answer depends only on (destination MAC, tagged, VID) and the tables, which
         # stay as l2_refresh found them for the batch: remembered per batch, asked once per flow.
         memset(self.flow, 0, sizeof(self.flow))
-        for i in range(n):
-            f = data + offs[i]
-            flen = lens[i]
-            # the port: length checks and the VLAN tag
-            if flen < _ETH_HLEN:
-                sel[i] = dlv[i] = 0
-                rsn[i] = LENGTH_ERROR
-                pc[_P_LENGTH] += 1
-                continue
-            tagged = sriov_ld16be(f + 12) == t.vet
-            if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
-                sel[i] = dlv[i] = 0
-                rsn[i] = LENGTH_ERROR
-                pc[_P_LENGTH] += 1
-                continue
-            plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
-            if <uint64_t>plen + _ETH_FCS_LEN > t.max_frame:
-                sel[i] = dlv[i] = 0
-                rsn[i] = LONG_LENGTH
-                pc[_P_LONG] += 1
-                continue
-            tci = sriov_ld16be(f + 14) if tagged else 0
-            # the switch (through the batch's flow cache)
-            key = sriov_mac_key(f)
-            fk = key | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49) | _FLOW_USED
-            fs = &self.flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
-            if fs.tag == fk:
-                r = fs.r
-                pools = fs.pools
-            else:
-                r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
-                fs.tag = fk
-                fs.r = r
-                fs.pools = pools
-            if r != DELIVERED:
-                sel[i] = dlv[i] = 0
-                rsn[i] = <uint8_t>r
-                pc[_P_VLAN if r == VLAN_FILTERED else _P_NOPOOL] += 1
-                continue
-            pc[_P_CLASSIFIED] += 1
-            sel[i] = pools
-            if f[0] & 1:  # group address: broadcast or multicast
-                broadcast = key == _BROADCAST_KEY
-                multicast = not broadcast
-            else:
-                broadcast = multicast = False
-            got = 0
-            if pools & (pools - 1) == 0:
-                # one pool (unicast, most traffic): its copy delivered the common way, else the loop
-                pool = __builtin_ctzll(pools)
-                qs = &self.qs[pool]
-                if qs.state == _Q_UNLOADED:
-                    self._queue(pool)
-                if _copy_fast(qs, f, flen, plen, tagged, tci, &written) == DELIVERED:
-                    qs.n_packets += 1
-                    qs.n_bytes += written
-                    qs.n_mcast += multicast
-                    dlv[i] = pools
-                    rsn[i] = DELIVERED
-                    accepted += 1
-                    pc[_P_BYTES] += plen
-                    if broadcast:
-                        pc[_P_BCAST] += 1
-                    elif multicast:
-                        pc[_P_MCAST] += 1
+        # Blocks of frames in two passes. Pass 1 classifies with independent loads (lengths, tag,
+        # flow-cache probe): a frame whose flow is known to go unicast to one pool gets that pool.
+        # Pass 2, in frame order, delivers those whose queue is ready with a descriptor and a buffer
+        # inside the queue's window, and hands every other frame to `_general` (which redoes it
+        # from the start). The fast pass only takes frames whose outcome it knows: the same result
+        # as `_general` for each of them (tests/test_rx_fastpaths.py mixes both in blocks).
+        i = 0
+        while i < n:
+            m = n - i
+            if m > _BLOCK:
+                m = _BLOCK
+            for j in range(m):
+                k = i + j
+                flen = lens[k]
+                f = data + offs[k]
+                cls[j] = _FLOW_SLOW
+                if flen < _ETH_HLEN + _VLAN_HLEN:
+                    continue  # short frames (length errors and all): _general
+                plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+                if <uint64_t>plen + _ETH_FCS_LEN > max_frame:
                     continue
-            first = DELIVERED
-            rem = pools
-            while rem:
-                pool = __builtin_ctzll(rem)
-                rem &= rem - 1
-                qs = &self.qs[pool]
-                if qs.state == _Q_UNLOADED:
-                    self._queue(pool)
-                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
-                if r < 0:
-                    r = self._copy(qs, f, flen, plen, tagged, tci, &written)
-                if r == DELIVERED:
-                    got |= 1ULL << pool
-                    qs.n_packets += 1
-                    qs.n_bytes += written
-                    qs.n_mcast += multicast
-                    continue
-                qs.n_drops += 1
-                if r == NO_DMA_RESOURCES:
-                    pc[_P_NODMA] += 1
-                    pool_c[pool * npc + ps_dropped] += 1
-                elif r == MISSED:
-                    pc[_P_MISSED] += 1
-                    pool_c[pool * npc + ps_dropped] += 1
-                elif r == DMA_FAULT:
-                    pc[_P_FAULT] += 1
-                    pool_c[pool * npc + ps_fault] += 1
-                else:
-                    pc[_P_QDIS] += 1
-                    pool_c[pool * npc + ps_qdis] += 1
-                if first == DELIVERED:
-                    first = r
-            dlv[i] = got
-            if got:
-                accepted += 1
-                pc[_P_BYTES] += plen
-                if broadcast:
-                    pc[_P_BCAST] += 1
-                elif multicast:
-                    pc[_P_MCAST] += 1
-                rsn[i] = DELIVERED
-            else:
-                rsn[i] = <uint8_t>first
+                tagged = sriov_ld16be(f + 12) == vet
+                tci = sriov_ld16be(f + 14) if tagged else 0
+                fk = (sriov_mac_key(f) | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49)
+                      | _FLOW_USED)
+                fs = &flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
+                if fs.tag == fk:
+                    cls[j] = fs.fast
+                    ctag[j] = tci | (<uint32_t>tagged << 16)
+            for j in range(m):
+                k = i + j
+                pool = cls[j]
+                if pool != _FLOW_SLOW:
+                    qs = qbase + pool
+                    if qs.state == _Q_READY and qs.ring_host != NULL and qs.avail != 0:
+                        flen = lens[k]
+                        f = data + offs[k]
+                        plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+                        tci = ctag[j]
+                        tagged = (tci >> 16) != 0
+                        tci &= 0xFFFF
+                        strip = tagged and qs.strip_on
+                        dlen = plen - _VLAN_HLEN if strip else plen
+                        if dlen <= qs.bsize:
+                            dp = qs.ring_host + <uint64_t>qs.head * 16
+                            addr = _ld64le(dp)
+                            off = addr - qs.win_lo
+                            if not (off < qs.win_len and qs.win_len - off >= dlen):
+                                if _find_window(qs, addr) == 0:
+                                    off = addr - qs.win_lo
+                                if not (off < qs.win_len and qs.win_len - off >= dlen):
+                                    self._general(&c, k)
+                                    continue
+                            _deliver(qs.win_host + off, f, flen, strip, dlen)
+                            _write_back(dp, (_STAT_DD | _STAT_EOP | _STAT_VP) if tagged
+                                        else (_STAT_DD | _STAT_EOP), dlen, tci)
+                            qs.head += 1
+                            if qs.head == qs.count:
+                                qs.head = 0
+                            qs.avail -= 1
+                            qs.moved = True
+                            qs.n_packets += 1
+                            qs.n_bytes += dlen
+                            sel[k] = dlv[k] = 1ULL << pool
+                            rsn[k] = DELIVERED
+                            nfast += 1
+                            fbytes += plen
+                            continue
+                self._general(&c, k)
+            i += m
+        c.accepted += nfast
+        pc[_P_CLASSIFIED] += nfast
+        pc[_P_BYTES] += fbytes
         # the heads the hardware advanced, and the queue states back to "not loaded"; whether every
         # queue written to has its interrupt cause already held (then the hook would change nothing)
         keyok = (self.has_armed and self._armed[_MAX_QUEUES] == t.qpp
@@ -942,11 +1042,11 @@ cdef class RxKernel:
         self.arm_wait = wait if wait > 0 else 0
         self.nloaded = 0
         pc[_P_IN] = <uint64_t>n
-        pc[_P_PACKETS] = <uint64_t>accepted
+        pc[_P_PACKETS] = <uint64_t>c.accepted
         for k in range(_P_N):
             self._port[self.port_slot[k]] += pc[k]
         sriov_store_fence()  # the batch's streaming stores are done before anyone reads the rings
-        return accepted
+        return c.accepted
 
 
 def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None, Py_ssize_t ntc,
