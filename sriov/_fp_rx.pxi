@@ -464,6 +464,7 @@ cdef class RxKernel:
     cdef uint32_t dlen_of[_MAX_FRAME_DESCS]
     cdef uint8_t* cptr[_MAX_CHUNKS]
     cdef uint32_t clen[_MAX_CHUNKS]
+    cdef Py_ssize_t nblock            # frames per block of _run's two passes (1.._BLOCK)
     # bound burst arrays
     cdef bint bound
     cdef Py_ssize_t bcap
@@ -506,7 +507,21 @@ cdef class RxKernel:
         for i in range(64):
             self.qs[i].state = _Q_UNLOADED
         self.bound = False
+        self.nblock = _BLOCK
         self._bind_iommu()
+
+    @property
+    def block(self):
+        """Frames per block of the kernel's two passes (1..32, 32 by default). No result depends
+        on it; a frame takes the fast pass only once its flow is known, i.e. from the next block
+        on, so tests set it small to reach that pass in short batches."""
+        return self.nblock
+
+    @block.setter
+    def block(self, Py_ssize_t value):
+        if not 1 <= value <= _BLOCK:
+            raise _ConfigError(f"block of {value} frames: allowed 1..{_BLOCK}")
+        self.nblock = value
 
     def _bind_iommu(self):
         """Take raw pointers to the page tables, buffer table and fault log (after any reallocation)."""
@@ -955,8 +970,8 @@ cdef class RxKernel:
         i = 0
         while i < n:
             m = n - i
-            if m > _BLOCK:
-                m = _BLOCK
+            if m > self.nblock:
+                m = self.nblock
             for j in range(m):
                 k = i + j
                 flen = lens[k]
