@@ -184,6 +184,7 @@ cdef extern from "_fp_simd.h" nogil:
     # write-back as two direct stores, SSE2 streaming copies with a portable fallback
     uint64_t sriov_ld64le(const uint8_t* p)
     void sriov_wb16(uint8_t* dp, uint32_t status, uint32_t length, uint32_t vlan)
+    void sriov_wb16w(uint8_t* dp, uint64_t word1)
     void sriov_stream_copy16(uint8_t* dst, const uint8_t* src, uint32_t n)
     void sriov_stream_copy64(uint8_t* dst, const uint8_t* src)
     uint32_t sriov_ld16be(const uint8_t* p)
@@ -275,6 +276,12 @@ cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint st
             _copy_bytes(dst + whole, f + whole, n - whole)
         return
     _stream(dst, f, flen, strip, 0, n)
+
+
+cdef void _deliver_any(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n) noexcept nogil:
+    """`_deliver` out of line (the fast pass's frames other than one streamed line: its loop
+    stays small)."""
+    _deliver(dst, f, flen, strip, n)
 
 
 cdef inline int _xlate(const QState* qs, uint64_t iova, uint32_t span, uint8_t** out) noexcept nogil:
@@ -934,20 +941,23 @@ cdef class RxKernel:
         cdef int ps_bytes = self.pool_slot[_Q_BYTES], ps_mcast = self.pool_slot[_Q_MCAST]
         cdef Py_ssize_t i, j, m, k
         cdef const uint8_t* f
-        cdef uint32_t flen, plen, tci, dlen, vet, max_frame
-        cdef uint64_t fk, addr, off, nfast = 0, fbytes = 0
-        cdef bint tagged, strip
+        cdef uint32_t flen, plen, dlen, vet, max_frame, strip
+        cdef uint64_t fk, wb, addr, off, nfast = 0, fbytes = 0
         cdef int pool
         cdef uint8_t* dp
+        cdef uint8_t* p
         cdef QState* qs
         cdef QState* qbase = &self.qs[0]
         cdef FlowSlot* flow = &self.flow[0]
         cdef FlowSlot* fs
         cdef bint keyok
         cdef int64_t wait, until
-        # the fast pass's per-block answers: the frame's one pool (or _FLOW_SLOW) and its tag
+        # pass 1's answers per frame of the block: its one pool (or _FLOW_SLOW), the frame, its
+        # length as the port pads it, and the write-back's tag bits (VP | TCI << 48, 0 untagged)
         cdef uint8_t cls[_BLOCK]
-        cdef uint32_t ctag[_BLOCK]
+        cdef const uint8_t* cf[_BLOCK]
+        cdef uint32_t cplen[_BLOCK]
+        cdef uint64_t cwb[_BLOCK]
         c.data, c.offs, c.lens, c.sel, c.dlv, c.rsn, c.pool_c = data, offs, lens, sel, dlv, rsn, pool_c
         c.accepted = 0
         c.ps_dropped = self.pool_slot[_Q_DROPPED]
@@ -982,28 +992,27 @@ cdef class RxKernel:
                 plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
                 if <uint64_t>plen + _ETH_FCS_LEN > max_frame:
                     continue
-                tagged = sriov_ld16be(f + 12) == vet
-                tci = sriov_ld16be(f + 14) if tagged else 0
-                fk = (sriov_mac_key(f) | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49)
-                      | _FLOW_USED)
+                fk = sriov_mac_key(f) | _FLOW_USED
+                wb = 0
+                if sriov_ld16be(f + 12) == vet:
+                    wb = sriov_ld16be(f + 14)
+                    fk |= (1ULL << 48) | ((wb & 0xFFF) << 49)
+                    wb = (wb << 48) | _STAT_VP
                 fs = &flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
                 if fs.tag == fk:
                     cls[j] = fs.fast
-                    ctag[j] = tci | (<uint32_t>tagged << 16)
+                    cf[j] = f
+                    cplen[j] = plen
+                    cwb[j] = wb
             for j in range(m):
-                k = i + j
                 pool = cls[j]
                 if pool != _FLOW_SLOW:
                     qs = qbase + pool
                     if qs.state == _Q_READY and qs.ring_host != NULL and qs.avail != 0:
-                        flen = lens[k]
-                        f = data + offs[k]
-                        plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
-                        tci = ctag[j]
-                        tagged = (tci >> 16) != 0
-                        tci &= 0xFFFF
-                        strip = tagged and qs.strip_on
-                        dlen = plen - _VLAN_HLEN if strip else plen
+                        plen = cplen[j]
+                        wb = cwb[j]
+                        strip = <uint32_t>(qs.strip_on and wb != 0)
+                        dlen = plen - (strip << 2)  # the tag's 4 bytes go when stripped
                         if dlen <= qs.bsize:
                             dp = qs.ring_host + <uint64_t>qs.head * 16
                             addr = _ld64le(dp)
@@ -1012,11 +1021,18 @@ cdef class RxKernel:
                                 if _find_window(qs, addr) == 0:
                                     off = addr - qs.win_lo
                                 if not (off < qs.win_len and qs.win_len - off >= dlen):
-                                    self._general(&c, k)
+                                    self._general(&c, i + j)
                                     continue
-                            _deliver(qs.win_host + off, f, flen, strip, dlen)
-                            _write_back(dp, (_STAT_DD | _STAT_EOP | _STAT_VP) if tagged
-                                        else (_STAT_DD | _STAT_EOP), dlen, tci)
+                            p = qs.win_host + off
+                            f = cf[j]
+                            # the one line of a 64-byte frame (plen 64 unstripped: 64 captured
+                            # bytes) into a line of its own: streamed; anything else: _deliver
+                            if (SRIOV_HAVE_STREAM and dlen == 64 and not strip and (<uintptr_t>p & 63) == 0
+                                    and (p >= f + 64 or f >= p + 64)):
+                                sriov_stream_copy64(p, f)
+                            else:
+                                _deliver_any(p, f, lens[i + j], strip, dlen)
+                            sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))
                             qs.head += 1
                             if qs.head == qs.count:
                                 qs.head = 0
@@ -1024,12 +1040,13 @@ cdef class RxKernel:
                             qs.moved = True
                             qs.n_packets += 1
                             qs.n_bytes += dlen
+                            k = i + j
                             sel[k] = dlv[k] = 1ULL << pool
                             rsn[k] = DELIVERED
                             nfast += 1
                             fbytes += plen
                             continue
-                self._general(&c, k)
+                self._general(&c, i + j)
             i += m
         c.accepted += nfast
         pc[_P_CLASSIFIED] += nfast

@@ -49,6 +49,13 @@ static inline void sriov_wb16(uint8_t *dp, uint32_t status, uint32_t length, uin
                              | ((uint64_t)(vlan & 0xFFFF) << 48));
 }
 
+/* The same from word 1 as a whole (status_error | length << 32 | VLAN << 48). */
+static inline void sriov_wb16w(uint8_t *dp, uint64_t word1)
+{
+    sriov_st64le(dp, 0);
+    sriov_st64le(dp + 8, word1);
+}
+
 /* Copy n bytes (n a multiple of 16, dst 16-byte aligned, no overlap) with streaming stores.
  * Callers check the preconditions; the portable build is a memcpy. */
 static inline void sriov_stream_copy16(uint8_t *dst, const uint8_t *src, uint32_t n)
