@@ -1236,16 +1236,23 @@ cdef class RxRingCore:
         return False
 
     cdef Py_ssize_t _repost(self, Py_ssize_t d, Py_ssize_t stop) noexcept nogil:
-        """`repost`'s loop (``d`` and ``stop`` already checked)."""
-        cdef Py_ssize_t count = self.count
+        """`repost`'s loop (``d`` and ``stop`` already checked): raw pointers (the arrays are
+        C-contiguous, bound once), and no wrap test per descriptor."""
+        cdef Py_ssize_t count = self.count, end
+        cdef uint32_t* ring = &self.ring[0, 0]
+        cdef const uint64_t* bufs = &self.bufs[0]
+        cdef uint32_t* w
         cdef uint64_t addr
         while d != stop:
-            addr = self.bufs[d]
-            self.ring[d, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
-            self.ring[d, 1] = <uint32_t>(addr >> 32)
-            self.ring[d, 2] = 0
-            self.ring[d, 3] = 0
-            d += 1
+            end = stop if stop > d else count
+            while d < end:
+                addr = bufs[d]
+                w = ring + 4 * d
+                w[0] = <uint32_t>(addr & 0xFFFFFFFFU)
+                w[1] = <uint32_t>(addr >> 32)
+                w[2] = 0
+                w[3] = 0
+                d += 1
             if d == count:
                 d = 0
         return stop
@@ -1280,33 +1287,70 @@ cdef class RxRingCore:
 
     cdef Py_ssize_t _scan_nogil(self, Py_ssize_t ntc, Py_ssize_t budget, Py_ssize_t* used_out,
                                 Py_ssize_t* wrap_out, uint64_t* nbytes_out) noexcept nogil:
+        # raw pointers to the bound (C-contiguous) arrays: the memoryviews' fields are not
+        # reloaded after every store into the output arrays
         cdef Py_ssize_t count = self.count
         cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
-        cdef uint32_t status, total = 0
+        cdef uint32_t status, word3, total
         cdef uint64_t nbytes = 0
+        cdef const uint32_t* ring = &self.ring[0, 0]
+        cdef const uint64_t* bufs = &self.bufs[0]
+        cdef int64_t* offsets = &self.offsets[0]
+        cdef uint32_t* lengths = &self.lengths[0]
+        cdef uint16_t* vlans = &self.vlans[0]
+        cdef Py_ssize_t limit = count - 1
+        cdef bint stop = False
         if budget > count:
             budget = count
         d = ntc
-        while frames < budget and scanned < count - 1:
-            status = self.ring[d, 2]
-            if not status & _STAT_DD:
-                break
-            total += self.ring[d, 3] & 0xFFFF
-            scanned += 1
-            if status & _STAT_EOP:
-                self.offsets[frames] = <int64_t>self.bufs[first]
-                self.lengths[frames] = total
-                self.vlans[frames] = <uint16_t>(self.ring[d, 3] >> 16) if status & _STAT_VP else 0
-                if d < first:
-                    wrap = frames
+        while frames < budget and scanned < limit:
+            status = ring[4 * d + 2]
+            if status & (_STAT_DD | _STAT_EOP) == _STAT_DD | _STAT_EOP:
+                # a frame in one descriptor (the common case): few live values, no spills
+                word3 = ring[4 * d + 3]
+                offsets[frames] = <int64_t>bufs[d]
+                lengths[frames] = word3 & 0xFFFF
+                vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
+                nbytes += word3 & 0xFFFF
                 frames += 1
+                scanned += 1
                 used = scanned
-                nbytes += total
-                total = 0
-                first = d + 1 if d + 1 < count else 0
-            d += 1
-            if d == count:
-                d = 0
+                d += 1
+                if d == count:
+                    d = 0
+                continue
+            # a frame over several descriptors: up to its EOP, or stop where it is not complete
+            first = d
+            total = 0
+            while True:
+                if not status & _STAT_DD:
+                    stop = True
+                    break
+                word3 = ring[4 * d + 3]
+                total += word3 & 0xFFFF
+                scanned += 1
+                if status & _STAT_EOP:
+                    offsets[frames] = <int64_t>bufs[first]
+                    lengths[frames] = total
+                    vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
+                    if d < first:
+                        wrap = frames
+                    frames += 1
+                    used = scanned
+                    nbytes += total
+                    d += 1
+                    if d == count:
+                        d = 0
+                    break
+                d += 1
+                if d == count:
+                    d = 0
+                if scanned >= limit:
+                    stop = True
+                    break
+                status = ring[4 * d + 2]
+            if stop:
+                break
         nbytes_out[0] = nbytes
         used_out[0] = used
         wrap_out[0] = wrap
