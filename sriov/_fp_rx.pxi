@@ -185,8 +185,9 @@ cdef extern from "_fp_simd.h" nogil:
     uint64_t sriov_ld64le(const uint8_t* p)
     void sriov_wb16(uint8_t* dp, uint32_t status, uint32_t length, uint32_t vlan)
     void sriov_wb16w(uint8_t* dp, uint64_t word1)
-    void sriov_stream_copy16(uint8_t* dst, const uint8_t* src, uint32_t n)
     void sriov_stream_copy64(uint8_t* dst, const uint8_t* src)
+    void sriov_stream_copy(uint8_t* dst, const uint8_t* src, uint32_t n)
+    void sriov_stream_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
     uint32_t sriov_ld16be(const uint8_t* p)
     void sriov_store_fence()
     int SRIOV_HAVE_STREAM
@@ -261,19 +262,16 @@ cdef inline void _stream(uint8_t* dst, const uint8_t* f, uint32_t flen, bint str
 
 
 cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n) noexcept nogil:
-    """`_stream` of bytes [0, n) into a receive buffer: whole 64-byte lines of a 64-byte aligned
-    buffer go out as streaming stores (nobody reads them before the driver: no read-for-ownership),
-    the rest as plain stores. The same bytes either way; `sriov_store_fence` ends the batch."""
-    cdef uint32_t whole
-    if (SRIOV_HAVE_STREAM and not strip and n >= 64 and flen >= n and (<uintptr_t>dst & 63) == 0
+    """`_stream` of bytes [0, n) into a receive buffer: into a 64-byte aligned buffer the frame goes
+    out as streaming stores down to its last 4-byte piece, the end of a line included (nobody reads
+    the buffer before the driver: no read-for-ownership of its lines), the rest as plain stores.
+    The same bytes either way; `sriov_store_fence` ends the batch."""
+    if (SRIOV_HAVE_STREAM and not strip and n >= 48 and flen >= n and (<uintptr_t>dst & 63) == 0
             and (dst >= f + n or f >= dst + n)):
         if n == 64:
             sriov_stream_copy64(dst, f)
-            return
-        whole = n & ~63U
-        sriov_stream_copy16(dst, f, whole)
-        if whole < n:
-            _copy_bytes(dst + whole, f + whole, n - whole)
+        else:
+            sriov_stream_copy(dst, f, n)
         return
     _stream(dst, f, flen, strip, 0, n)
 
@@ -953,10 +951,10 @@ cdef class RxKernel:
         cdef bint keyok
         cdef int64_t wait, until
         # pass 1's answers per frame of the block: its one pool (or _FLOW_SLOW), the frame, its
-        # length as the port pads it, and the write-back's tag bits (VP | TCI << 48, 0 untagged)
+        # captured length, and the write-back's tag bits (VP | TCI << 48, 0 untagged)
         cdef uint8_t cls[_BLOCK]
         cdef const uint8_t* cf[_BLOCK]
-        cdef uint32_t cplen[_BLOCK]
+        cdef uint32_t cflen[_BLOCK]
         cdef uint64_t cwb[_BLOCK]
         c.data, c.offs, c.lens, c.sel, c.dlv, c.rsn, c.pool_c = data, offs, lens, sel, dlv, rsn, pool_c
         c.accepted = 0
@@ -1002,14 +1000,15 @@ cdef class RxKernel:
                 if fs.tag == fk:
                     cls[j] = fs.fast
                     cf[j] = f
-                    cplen[j] = plen
+                    cflen[j] = flen
                     cwb[j] = wb
             for j in range(m):
                 pool = cls[j]
                 if pool != _FLOW_SLOW:
                     qs = qbase + pool
                     if qs.state == _Q_READY and qs.ring_host != NULL and qs.avail != 0:
-                        plen = cplen[j]
+                        flen = cflen[j]
+                        plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
                         wb = cwb[j]
                         strip = <uint32_t>(qs.strip_on and wb != 0)
                         dlen = plen - (strip << 2)  # the tag's 4 bytes go when stripped
@@ -1025,13 +1024,13 @@ cdef class RxKernel:
                                     continue
                             p = qs.win_host + off
                             f = cf[j]
-                            # the one line of a 64-byte frame (plen 64 unstripped: 64 captured
-                            # bytes) into a line of its own: streamed; anything else: _deliver
-                            if (SRIOV_HAVE_STREAM and dlen == 64 and not strip and (<uintptr_t>p & 63) == 0
-                                    and (p >= f + 64 or f >= p + 64)):
-                                sriov_stream_copy64(p, f)
+                            # a frame of 48-64 captured bytes, unstripped, into a line of its
+                            # own: streamed here (what _deliver does); anything else: _deliver
+                            if (SRIOV_HAVE_STREAM and not strip and dlen <= 64 and flen >= dlen and dlen >= 48
+                                    and (<uintptr_t>p & 63) == 0 and (p >= f + dlen or f >= p + dlen)):
+                                sriov_stream_copy_line(p, f, dlen)
                             else:
-                                _deliver_any(p, f, lens[i + j], strip, dlen)
+                                _deliver_any(p, f, flen, strip, dlen)
                             sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))
                             qs.head += 1
                             if qs.head == qs.count:
