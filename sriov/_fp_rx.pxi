@@ -120,6 +120,7 @@ cdef enum:
     _FLOW_SLOTS = 64        # per-batch cache of the L2 switch's answers (direct-mapped)
     _FLOW_SLOW = 0xFF       # FlowSlot.fast: not a unicast frame to exactly one pool
     _BLOCK = 32             # frames per block of RxKernel._run's two passes
+    _FIRST_BLOCK = 4        # frames in a batch's first block (bursts of 32: 24 take the fast pass)
 
 cdef uint64_t _FLOW_USED = 1ULL << 63
 
@@ -980,6 +981,8 @@ cdef class RxKernel:
             m = n - i
             if m > self.nblock:
                 m = self.nblock
+            if i == 0 and m > _FIRST_BLOCK:
+                m = _FIRST_BLOCK  # the flow cache starts empty: a short first block fills it
             for j in range(m):
                 k = i + j
                 flen = lens[k]
