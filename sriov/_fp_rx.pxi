@@ -336,22 +336,29 @@ cdef enum:
 cdef int _find_window(QState* qs, uint64_t addr) noexcept nogil:
     """Set the queue's buffer window to the run of whole pages from ``addr``'s page on that map
     writable and contiguously into one host buffer (at most _WIN_PAGES); 0 if there is one."""
-    cdef uint64_t page = addr >> _PAGE_SHIFT, pte, bid, off0, n = 0
+    cdef uint64_t page = addr >> _PAGE_SHIFT, pte, bid, off0, n = 0, lim
     qs.win_len = 0
     if page >= qs.npt:
         return -1
     pte = qs.pt[page]
     bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
     off0 = pte & _PTE_OFFSET_MASK
-    if bid >= qs.nbuf:
+    if bid >= qs.nbuf or not pte & _PTE_VALID or not pte & _PTE_WRITABLE:
         return -1
-    while n < _WIN_PAGES and page + n < qs.npt:
-        pte = qs.pt[page + n]
-        if (not pte & _PTE_VALID or not pte & _PTE_WRITABLE
-                or ((pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK) != bid
-                or (pte & _PTE_OFFSET_MASK) != off0 + (n << _PAGE_SHIFT)
-                or off0 + ((n + 1) << _PAGE_SHIFT) > qs.buf_size[bid]):
-            break
+    # pages that fit in the host buffer (and in the table, and in the window's cap)
+    if off0 >= qs.buf_size[bid]:
+        return -1
+    lim = (qs.buf_size[bid] - off0) >> _PAGE_SHIFT
+    if lim > qs.npt - page:
+        lim = qs.npt - page
+    if lim > _WIN_PAGES:
+        lim = _WIN_PAGES
+    if lim > (_PTE_OFFSET_MASK + 1 - off0) >> _PAGE_SHIFT:
+        lim = (_PTE_OFFSET_MASK + 1 - off0) >> _PAGE_SHIFT
+    # page n continues the run when its entry is the first one's with the host offset n pages on
+    # (same flags, same buffer: the offset stays below the buffer's size, so it never carries
+    # into the buffer id)
+    while n < lim and qs.pt[page + n] == pte + (n << _PAGE_SHIFT):
         n += 1
     if n == 0:
         return -1
