@@ -1307,7 +1307,7 @@ cdef class RxRingCore:
         cdef int64_t* offsets = &self.offsets[0]
         cdef uint32_t* lengths = &self.lengths[0]
         cdef uint16_t* vlans = &self.vlans[0]
-        cdef Py_ssize_t limit = count - 1
+        cdef Py_ssize_t limit = count - 1, seg, k
         cdef bint stop = False
         if budget > count:
             budget = count
@@ -1315,16 +1315,28 @@ cdef class RxRingCore:
         while frames < budget and scanned < limit:
             status = ring[4 * d + 2]
             if status & (_STAT_DD | _STAT_EOP) == _STAT_DD | _STAT_EOP:
-                # a frame in one descriptor (the common case): few live values, no spills
-                word3 = ring[4 * d + 3]
-                offsets[frames] = <int64_t>bufs[d]
-                lengths[frames] = word3 & 0xFFFF
-                vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
-                nbytes += word3 & 0xFFFF
-                frames += 1
-                scanned += 1
+                # a run of frames in one descriptor each (the common case), up to the budget, the
+                # scan limit or the end of the ring: one bound for the run, few live values
+                seg = budget - frames
+                if seg > limit - scanned:
+                    seg = limit - scanned
+                if seg > count - d:
+                    seg = count - d
+                k = 0
+                while k < seg:
+                    status = ring[4 * (d + k) + 2]
+                    if status & (_STAT_DD | _STAT_EOP) != _STAT_DD | _STAT_EOP:
+                        break
+                    word3 = ring[4 * (d + k) + 3]
+                    offsets[frames + k] = <int64_t>bufs[d + k]
+                    lengths[frames + k] = word3 & 0xFFFF
+                    vlans[frames + k] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
+                    nbytes += word3 & 0xFFFF
+                    k += 1
+                frames += k
+                scanned += k
                 used = scanned
-                d += 1
+                d += k
                 if d == count:
                     d = 0
                 continue
