@@ -57,6 +57,7 @@ class RxKernel:
 
     queue_frames: npt.NDArray[np.uint32]
     notify: bool  # the last call wrote to a queue whose interrupt cause is not held yet
+    block: int  # frames per block of the kernel's two passes (1..32); no result depends on it
     def __init__(self, device: object) -> None: ...
     def receive(
         self,

@@ -118,6 +118,9 @@ cdef enum:
 
 cdef enum:
     _FLOW_SLOTS = 64        # per-batch cache of the L2 switch's answers (direct-mapped)
+    _FLOW_SLOW = 0xFF       # FlowSlot.fast: not a unicast frame to exactly one pool
+    _BLOCK = 32             # frames per block of RxKernel._run's two passes
+    _FIRST_BLOCK = 4        # frames in a batch's first block (bursts of 32: 24 take the fast pass)
 
 cdef uint64_t _FLOW_USED = 1ULL << 63
 
@@ -126,6 +129,7 @@ cdef struct FlowSlot:
     uint64_t tag            # MAC key | tagged << 48 | VID << 49 | _FLOW_USED; 0 = empty
     uint64_t pools
     int r
+    uint8_t fast            # the one pool of a unicast flow delivered to exactly one pool, else _FLOW_SLOW
 
 
 cdef struct QState:
@@ -160,13 +164,31 @@ cdef struct QState:
     uint64_t n_mcast
 
 
+cdef struct RunCtx:
+    # one RxKernel._run: the batch's arrays and what it adds to the counters (see _general)
+    const uint8_t* data
+    const int64_t* offs
+    const uint32_t* lens
+    uint64_t* sel
+    uint64_t* dlv
+    uint8_t* rsn
+    uint64_t* pool_c
+    int ps_dropped
+    int ps_fault
+    int ps_qdis
+    Py_ssize_t accepted
+    uint64_t pc[_P_N]
+
+
 cdef extern from "_fp_simd.h" nogil:
     # store helpers in C (see the header for why): little-endian 8-byte loads/stores, the 16-byte
     # write-back as two direct stores, SSE2 streaming copies with a portable fallback
     uint64_t sriov_ld64le(const uint8_t* p)
     void sriov_wb16(uint8_t* dp, uint32_t status, uint32_t length, uint32_t vlan)
-    void sriov_stream_copy16(uint8_t* dst, const uint8_t* src, uint32_t n)
+    void sriov_wb16w(uint8_t* dp, uint64_t word1)
     void sriov_stream_copy64(uint8_t* dst, const uint8_t* src)
+    void sriov_stream_copy(uint8_t* dst, const uint8_t* src, uint32_t n)
+    void sriov_stream_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
     uint32_t sriov_ld16be(const uint8_t* p)
     void sriov_store_fence()
     int SRIOV_HAVE_STREAM
@@ -241,21 +263,24 @@ cdef inline void _stream(uint8_t* dst, const uint8_t* f, uint32_t flen, bint str
 
 
 cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n) noexcept nogil:
-    """`_stream` of bytes [0, n) into a receive buffer: whole 64-byte lines of a 64-byte aligned
-    buffer go out as streaming stores (nobody reads them before the driver: no read-for-ownership),
-    the rest as plain stores. The same bytes either way; `sriov_store_fence` ends the batch."""
-    cdef uint32_t whole
-    if (SRIOV_HAVE_STREAM and not strip and n >= 64 and flen >= n and (<uintptr_t>dst & 63) == 0
+    """`_stream` of bytes [0, n) into a receive buffer: into a 64-byte aligned buffer the frame goes
+    out as streaming stores down to its last 4-byte piece, the end of a line included (nobody reads
+    the buffer before the driver: no read-for-ownership of its lines), the rest as plain stores.
+    The same bytes either way; `sriov_store_fence` ends the batch."""
+    if (SRIOV_HAVE_STREAM and not strip and n >= 48 and flen >= n and (<uintptr_t>dst & 63) == 0
             and (dst >= f + n or f >= dst + n)):
         if n == 64:
             sriov_stream_copy64(dst, f)
-            return
-        whole = n & ~63U
-        sriov_stream_copy16(dst, f, whole)
-        if whole < n:
-            _copy_bytes(dst + whole, f + whole, n - whole)
+        else:
+            sriov_stream_copy(dst, f, n)
         return
     _stream(dst, f, flen, strip, 0, n)
+
+
+cdef void _deliver_any(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n) noexcept nogil:
+    """`_deliver` out of line (the fast pass's frames other than one streamed line: its loop
+    stays small)."""
+    _deliver(dst, f, flen, strip, n)
 
 
 cdef inline int _xlate(const QState* qs, uint64_t iova, uint32_t span, uint8_t** out) noexcept nogil:
@@ -311,22 +336,29 @@ cdef enum:
 cdef int _find_window(QState* qs, uint64_t addr) noexcept nogil:
     """Set the queue's buffer window to the run of whole pages from ``addr``'s page on that map
     writable and contiguously into one host buffer (at most _WIN_PAGES); 0 if there is one."""
-    cdef uint64_t page = addr >> _PAGE_SHIFT, pte, bid, off0, n = 0
+    cdef uint64_t page = addr >> _PAGE_SHIFT, pte, bid, off0, n = 0, lim
     qs.win_len = 0
     if page >= qs.npt:
         return -1
     pte = qs.pt[page]
     bid = (pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK
     off0 = pte & _PTE_OFFSET_MASK
-    if bid >= qs.nbuf:
+    if bid >= qs.nbuf or not pte & _PTE_VALID or not pte & _PTE_WRITABLE:
         return -1
-    while n < _WIN_PAGES and page + n < qs.npt:
-        pte = qs.pt[page + n]
-        if (not pte & _PTE_VALID or not pte & _PTE_WRITABLE
-                or ((pte >> _PTE_BUFFER_SHIFT) & _PTE_BUFFER_MASK) != bid
-                or (pte & _PTE_OFFSET_MASK) != off0 + (n << _PAGE_SHIFT)
-                or off0 + ((n + 1) << _PAGE_SHIFT) > qs.buf_size[bid]):
-            break
+    # pages that fit in the host buffer (and in the table, and in the window's cap)
+    if off0 >= qs.buf_size[bid]:
+        return -1
+    lim = (qs.buf_size[bid] - off0) >> _PAGE_SHIFT
+    if lim > qs.npt - page:
+        lim = qs.npt - page
+    if lim > _WIN_PAGES:
+        lim = _WIN_PAGES
+    if lim > (_PTE_OFFSET_MASK + 1 - off0) >> _PAGE_SHIFT:
+        lim = (_PTE_OFFSET_MASK + 1 - off0) >> _PAGE_SHIFT
+    # page n continues the run when its entry is the first one's with the host offset n pages on
+    # (same flags, same buffer: the offset stays below the buffer's size, so it never carries
+    # into the buffer id)
+    while n < lim and qs.pt[page + n] == pte + (n << _PAGE_SHIFT):
         n += 1
     if n == 0:
         return -1
@@ -445,6 +477,7 @@ cdef class RxKernel:
     cdef uint32_t dlen_of[_MAX_FRAME_DESCS]
     cdef uint8_t* cptr[_MAX_CHUNKS]
     cdef uint32_t clen[_MAX_CHUNKS]
+    cdef Py_ssize_t nblock            # frames per block of _run's two passes (1.._BLOCK)
     # bound burst arrays
     cdef bint bound
     cdef Py_ssize_t bcap
@@ -487,7 +520,21 @@ cdef class RxKernel:
         for i in range(64):
             self.qs[i].state = _Q_UNLOADED
         self.bound = False
+        self.nblock = _BLOCK
         self._bind_iommu()
+
+    @property
+    def block(self):
+        """Frames per block of the kernel's two passes (1..32, 32 by default). No result depends
+        on it; a frame takes the fast pass only once its flow is known, i.e. from the next block
+        on, so tests set it small to reach that pass in short batches."""
+        return self.nblock
+
+    @block.setter
+    def block(self, Py_ssize_t value):
+        if not 1 <= value <= _BLOCK:
+            raise _ConfigError(f"block of {value} frames: allowed 1..{_BLOCK}")
+        self.nblock = value
 
     def _bind_iommu(self):
         """Take raw pointers to the page tables, buffer table and fault log (after any reallocation)."""
@@ -782,143 +829,237 @@ cdef class RxKernel:
         written[0] = dlen
         return DELIVERED
 
+    cdef void _general(self, RunCtx* c, Py_ssize_t i) noexcept nogil:
+        """Frame ``i`` of the batch the general way (MODEL.md "Frames at the port", "Pool selection",
+        "Into the ring"): every length check, the switch through the flow cache, one copy per pool
+        with its drops. `_run`'s fast pass leaves every frame it cannot vouch for to this."""
+        cdef L2Tables* t = &self.t
+        cdef uint64_t* pc = c.pc
+        cdef uint64_t* pool_c = c.pool_c
+        cdef int npc = self.npc
+        cdef const uint8_t* f = c.data + c.offs[i]
+        cdef uint32_t flen = c.lens[i], plen, tci, written = 0
+        cdef bint tagged, multicast, broadcast
+        cdef uint64_t pools = 0, rem, got, key, fk
+        cdef int r, first, pool
+        cdef QState* qs
+        cdef FlowSlot* fs
+        # the port: length checks and the VLAN tag
+        if flen < _ETH_HLEN:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = LENGTH_ERROR
+            pc[_P_LENGTH] += 1
+            return
+        tagged = sriov_ld16be(f + 12) == t.vet
+        if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = LENGTH_ERROR
+            pc[_P_LENGTH] += 1
+            return
+        plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+        if <uint64_t>plen + _ETH_FCS_LEN > t.max_frame:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = LONG_LENGTH
+            pc[_P_LONG] += 1
+            return
+        tci = sriov_ld16be(f + 14) if tagged else 0
+        # the switch (through the batch's flow cache)
+        key = sriov_mac_key(f)
+        fk = key | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49) | _FLOW_USED
+        fs = &self.flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
+        if fs.tag == fk:
+            r = fs.r
+            pools = fs.pools
+        else:
+            r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
+            fs.tag = fk
+            fs.r = r
+            fs.pools = pools
+            # the fast pass's answer for this flow: its one pool when unicast to exactly one pool
+            fs.fast = (<uint8_t>__builtin_ctzll(pools)
+                       if r == DELIVERED and pools & (pools - 1) == 0 and not key & 1 else _FLOW_SLOW)
+        if r != DELIVERED:
+            c.sel[i] = c.dlv[i] = 0
+            c.rsn[i] = <uint8_t>r
+            pc[_P_VLAN if r == VLAN_FILTERED else _P_NOPOOL] += 1
+            return
+        pc[_P_CLASSIFIED] += 1
+        c.sel[i] = pools
+        if f[0] & 1:  # group address: broadcast or multicast
+            broadcast = key == _BROADCAST_KEY
+            multicast = not broadcast
+        else:
+            broadcast = multicast = False
+        got = 0
+        first = DELIVERED
+        rem = pools
+        while rem:
+            pool = __builtin_ctzll(rem)
+            rem &= rem - 1
+            qs = &self.qs[pool]
+            if qs.state == _Q_UNLOADED:
+                self._queue(pool)
+            r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
+            if r < 0:
+                r = self._copy(qs, f, flen, plen, tagged, tci, &written)
+            if r == DELIVERED:
+                got |= 1ULL << pool
+                qs.n_packets += 1
+                qs.n_bytes += written
+                qs.n_mcast += multicast
+                continue
+            qs.n_drops += 1
+            if r == NO_DMA_RESOURCES:
+                pc[_P_NODMA] += 1
+                pool_c[pool * npc + c.ps_dropped] += 1
+            elif r == MISSED:
+                pc[_P_MISSED] += 1
+                pool_c[pool * npc + c.ps_dropped] += 1
+            elif r == DMA_FAULT:
+                pc[_P_FAULT] += 1
+                pool_c[pool * npc + c.ps_fault] += 1
+            else:
+                pc[_P_QDIS] += 1
+                pool_c[pool * npc + c.ps_qdis] += 1
+            if first == DELIVERED:
+                first = r
+        c.dlv[i] = got
+        if got:
+            c.accepted += 1
+            pc[_P_BYTES] += plen
+            if broadcast:
+                pc[_P_BCAST] += 1
+            elif multicast:
+                pc[_P_MCAST] += 1
+            c.rsn[i] = DELIVERED
+        else:
+            c.rsn[i] = <uint8_t>first
+
     cdef Py_ssize_t _run(self, const uint8_t* data, const int64_t* offs, const uint32_t* lens,
                          Py_ssize_t n, uint64_t* sel, uint64_t* dlv, uint8_t* rsn) noexcept nogil:
         cdef L2Tables* t = &self.t
-        cdef uint64_t pc[_P_N]
+        cdef RunCtx c
         cdef uint64_t* pool_c = &self._pool[0]
+        cdef uint64_t* pc = c.pc
         cdef uint32_t* qframes = &self._qframes[0]
         cdef int npc = self.npc
         cdef int ps_copies = self.pool_slot[_Q_COPIES], ps_packets = self.pool_slot[_Q_PACKETS]
         cdef int ps_bytes = self.pool_slot[_Q_BYTES], ps_mcast = self.pool_slot[_Q_MCAST]
-        cdef int ps_dropped = self.pool_slot[_Q_DROPPED], ps_fault = self.pool_slot[_Q_FAULT]
-        cdef int ps_qdis = self.pool_slot[_Q_QDIS]
-        cdef Py_ssize_t i, accepted = 0
+        cdef Py_ssize_t i, j, m, k
         cdef const uint8_t* f
-        cdef uint32_t flen, plen, tci, written
-        cdef bint tagged, multicast, broadcast
-        cdef uint64_t pools, rem, got
-        cdef int r, first, pool, k
+        cdef uint32_t flen, plen, dlen, vet, max_frame, strip
+        cdef uint64_t fk, wb, addr, off, nfast = 0, fbytes = 0
+        cdef int pool
+        cdef uint8_t* dp
+        cdef uint8_t* p
         cdef QState* qs
+        cdef QState* qbase = &self.qs[0]
+        cdef FlowSlot* flow = &self.flow[0]
+        cdef FlowSlot* fs
         cdef bint keyok
         cdef int64_t wait, until
-        cdef uint64_t key, fk
-        cdef FlowSlot* fs
-        memset(pc, 0, sizeof(pc))
+        # pass 1's answers per frame of the block: its one pool (or _FLOW_SLOW), the frame, its
+        # captured length, and the write-back's tag bits (VP | TCI << 48, 0 untagged)
+        cdef uint8_t cls[_BLOCK]
+        cdef const uint8_t* cf[_BLOCK]
+        cdef uint32_t cflen[_BLOCK]
+        cdef uint64_t cwb[_BLOCK]
+        c.data, c.offs, c.lens, c.sel, c.dlv, c.rsn, c.pool_c = data, offs, lens, sel, dlv, rsn, pool_c
+        c.accepted = 0
+        c.ps_dropped = self.pool_slot[_Q_DROPPED]
+        c.ps_fault = self.pool_slot[_Q_FAULT]
+        c.ps_qdis = self.pool_slot[_Q_QDIS]
+        memset(c.pc, 0, sizeof(c.pc))
         memset(qframes, 0, _MAX_QUEUES * sizeof(uint32_t))
         l2_refresh(t)
+        vet = t.vet
+        max_frame = t.max_frame
         # The switch's answer depends only on (destination MAC, tagged, VID) and the tables, which
         # stay as l2_refresh found them for the batch: remembered per batch, asked once per flow.
         memset(self.flow, 0, sizeof(self.flow))
-        for i in range(n):
-            f = data + offs[i]
-            flen = lens[i]
-            # the port: length checks and the VLAN tag
-            if flen < _ETH_HLEN:
-                sel[i] = dlv[i] = 0
-                rsn[i] = LENGTH_ERROR
-                pc[_P_LENGTH] += 1
-                continue
-            tagged = sriov_ld16be(f + 12) == t.vet
-            if tagged and flen < _ETH_HLEN + _VLAN_HLEN:
-                sel[i] = dlv[i] = 0
-                rsn[i] = LENGTH_ERROR
-                pc[_P_LENGTH] += 1
-                continue
-            plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
-            if <uint64_t>plen + _ETH_FCS_LEN > t.max_frame:
-                sel[i] = dlv[i] = 0
-                rsn[i] = LONG_LENGTH
-                pc[_P_LONG] += 1
-                continue
-            tci = sriov_ld16be(f + 14) if tagged else 0
-            # the switch (through the batch's flow cache)
-            key = sriov_mac_key(f)
-            fk = key | (<uint64_t>tagged << 48) | (<uint64_t>(tci & 0xFFF) << 49) | _FLOW_USED
-            fs = &self.flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
-            if fs.tag == fk:
-                r = fs.r
-                pools = fs.pools
-            else:
-                r = l2_select(t, f, tagged, tci & 0xFFF, True, &pools)
-                fs.tag = fk
-                fs.r = r
-                fs.pools = pools
-            if r != DELIVERED:
-                sel[i] = dlv[i] = 0
-                rsn[i] = <uint8_t>r
-                pc[_P_VLAN if r == VLAN_FILTERED else _P_NOPOOL] += 1
-                continue
-            pc[_P_CLASSIFIED] += 1
-            sel[i] = pools
-            if f[0] & 1:  # group address: broadcast or multicast
-                broadcast = key == _BROADCAST_KEY
-                multicast = not broadcast
-            else:
-                broadcast = multicast = False
-            got = 0
-            if pools & (pools - 1) == 0:
-                # one pool (unicast, most traffic): its copy delivered the common way, else the loop
-                pool = __builtin_ctzll(pools)
-                qs = &self.qs[pool]
-                if qs.state == _Q_UNLOADED:
-                    self._queue(pool)
-                if _copy_fast(qs, f, flen, plen, tagged, tci, &written) == DELIVERED:
-                    qs.n_packets += 1
-                    qs.n_bytes += written
-                    qs.n_mcast += multicast
-                    dlv[i] = pools
-                    rsn[i] = DELIVERED
-                    accepted += 1
-                    pc[_P_BYTES] += plen
-                    if broadcast:
-                        pc[_P_BCAST] += 1
-                    elif multicast:
-                        pc[_P_MCAST] += 1
+        # Blocks of frames in two passes. Pass 1 classifies with independent loads (lengths, tag,
+        # flow-cache probe): a frame whose flow is known to go unicast to one pool gets that pool.
+        # Pass 2, in frame order, delivers those whose queue is ready with a descriptor and a buffer
+        # inside the queue's window, and hands every other frame to `_general` (which redoes it
+        # from the start). The fast pass only takes frames whose outcome it knows: the same result
+        # as `_general` for each of them (tests/test_rx_fastpaths.py mixes both in blocks).
+        i = 0
+        while i < n:
+            m = n - i
+            if m > self.nblock:
+                m = self.nblock
+            if i == 0 and m > _FIRST_BLOCK:
+                m = _FIRST_BLOCK  # the flow cache starts empty: a short first block fills it
+            for j in range(m):
+                k = i + j
+                flen = lens[k]
+                f = data + offs[k]
+                cls[j] = _FLOW_SLOW
+                if flen < _ETH_HLEN + _VLAN_HLEN:
+                    continue  # short frames (length errors and all): _general
+                plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+                if <uint64_t>plen + _ETH_FCS_LEN > max_frame:
                     continue
-            first = DELIVERED
-            rem = pools
-            while rem:
-                pool = __builtin_ctzll(rem)
-                rem &= rem - 1
-                qs = &self.qs[pool]
-                if qs.state == _Q_UNLOADED:
-                    self._queue(pool)
-                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
-                if r < 0:
-                    r = self._copy(qs, f, flen, plen, tagged, tci, &written)
-                if r == DELIVERED:
-                    got |= 1ULL << pool
-                    qs.n_packets += 1
-                    qs.n_bytes += written
-                    qs.n_mcast += multicast
-                    continue
-                qs.n_drops += 1
-                if r == NO_DMA_RESOURCES:
-                    pc[_P_NODMA] += 1
-                    pool_c[pool * npc + ps_dropped] += 1
-                elif r == MISSED:
-                    pc[_P_MISSED] += 1
-                    pool_c[pool * npc + ps_dropped] += 1
-                elif r == DMA_FAULT:
-                    pc[_P_FAULT] += 1
-                    pool_c[pool * npc + ps_fault] += 1
-                else:
-                    pc[_P_QDIS] += 1
-                    pool_c[pool * npc + ps_qdis] += 1
-                if first == DELIVERED:
-                    first = r
-            dlv[i] = got
-            if got:
-                accepted += 1
-                pc[_P_BYTES] += plen
-                if broadcast:
-                    pc[_P_BCAST] += 1
-                elif multicast:
-                    pc[_P_MCAST] += 1
-                rsn[i] = DELIVERED
-            else:
-                rsn[i] = <uint8_t>first
+                fk = sriov_mac_key(f) | _FLOW_USED
+                wb = 0
+                if sriov_ld16be(f + 12) == vet:
+                    wb = sriov_ld16be(f + 14)
+                    fk |= (1ULL << 48) | ((wb & 0xFFF) << 49)
+                    wb = (wb << 48) | _STAT_VP
+                fs = &flow[(fk * 0x9E3779B97F4A7C15ULL) >> 58]
+                if fs.tag == fk:
+                    cls[j] = fs.fast
+                    cf[j] = f
+                    cflen[j] = flen
+                    cwb[j] = wb
+            for j in range(m):
+                pool = cls[j]
+                if pool != _FLOW_SLOW:
+                    qs = qbase + pool
+                    if qs.state == _Q_READY and qs.ring_host != NULL and qs.avail != 0:
+                        flen = cflen[j]
+                        plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
+                        wb = cwb[j]
+                        strip = <uint32_t>(qs.strip_on and wb != 0)
+                        dlen = plen - (strip << 2)  # the tag's 4 bytes go when stripped
+                        if dlen <= qs.bsize:
+                            dp = qs.ring_host + <uint64_t>qs.head * 16
+                            addr = _ld64le(dp)
+                            off = addr - qs.win_lo
+                            if not (off < qs.win_len and qs.win_len - off >= dlen):
+                                if _find_window(qs, addr) == 0:
+                                    off = addr - qs.win_lo
+                                if not (off < qs.win_len and qs.win_len - off >= dlen):
+                                    self._general(&c, i + j)
+                                    continue
+                            p = qs.win_host + off
+                            f = cf[j]
+                            # a frame of 48-64 captured bytes, unstripped, into a line of its
+                            # own: streamed here (what _deliver does); anything else: _deliver
+                            if (SRIOV_HAVE_STREAM and not strip and dlen <= 64 and flen >= dlen and dlen >= 48
+                                    and (<uintptr_t>p & 63) == 0 and (p >= f + dlen or f >= p + dlen)):
+                                sriov_stream_copy_line(p, f, dlen)
+                            else:
+                                _deliver_any(p, f, flen, strip, dlen)
+                            sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))
+                            qs.head += 1
+                            if qs.head == qs.count:
+                                qs.head = 0
+                            qs.avail -= 1
+                            qs.moved = True
+                            qs.n_packets += 1
+                            qs.n_bytes += dlen
+                            k = i + j
+                            sel[k] = dlv[k] = 1ULL << pool
+                            rsn[k] = DELIVERED
+                            nfast += 1
+                            fbytes += plen
+                            continue
+                self._general(&c, i + j)
+            i += m
+        c.accepted += nfast
+        pc[_P_CLASSIFIED] += nfast
+        pc[_P_BYTES] += fbytes
         # the heads the hardware advanced, and the queue states back to "not loaded"; whether every
         # queue written to has its interrupt cause already held (then the hook would change nothing)
         keyok = (self.has_armed and self._armed[_MAX_QUEUES] == t.qpp
@@ -942,11 +1083,11 @@ cdef class RxKernel:
         self.arm_wait = wait if wait > 0 else 0
         self.nloaded = 0
         pc[_P_IN] = <uint64_t>n
-        pc[_P_PACKETS] = <uint64_t>accepted
+        pc[_P_PACKETS] = <uint64_t>c.accepted
         for k in range(_P_N):
             self._port[self.port_slot[k]] += pc[k]
         sriov_store_fence()  # the batch's streaming stores are done before anyone reads the rings
-        return accepted
+        return c.accepted
 
 
 def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None, Py_ssize_t ntc,
@@ -1104,16 +1245,23 @@ cdef class RxRingCore:
         return False
 
     cdef Py_ssize_t _repost(self, Py_ssize_t d, Py_ssize_t stop) noexcept nogil:
-        """`repost`'s loop (``d`` and ``stop`` already checked)."""
-        cdef Py_ssize_t count = self.count
+        """`repost`'s loop (``d`` and ``stop`` already checked): raw pointers (the arrays are
+        C-contiguous, bound once), and no wrap test per descriptor."""
+        cdef Py_ssize_t count = self.count, end
+        cdef uint32_t* ring = &self.ring[0, 0]
+        cdef const uint64_t* bufs = &self.bufs[0]
+        cdef uint32_t* w
         cdef uint64_t addr
         while d != stop:
-            addr = self.bufs[d]
-            self.ring[d, 0] = <uint32_t>(addr & 0xFFFFFFFFU)
-            self.ring[d, 1] = <uint32_t>(addr >> 32)
-            self.ring[d, 2] = 0
-            self.ring[d, 3] = 0
-            d += 1
+            end = stop if stop > d else count
+            while d < end:
+                addr = bufs[d]
+                w = ring + 4 * d
+                w[0] = <uint32_t>(addr & 0xFFFFFFFFU)
+                w[1] = <uint32_t>(addr >> 32)
+                w[2] = 0
+                w[3] = 0
+                d += 1
             if d == count:
                 d = 0
         return stop
@@ -1148,33 +1296,82 @@ cdef class RxRingCore:
 
     cdef Py_ssize_t _scan_nogil(self, Py_ssize_t ntc, Py_ssize_t budget, Py_ssize_t* used_out,
                                 Py_ssize_t* wrap_out, uint64_t* nbytes_out) noexcept nogil:
+        # raw pointers to the bound (C-contiguous) arrays: the memoryviews' fields are not
+        # reloaded after every store into the output arrays
         cdef Py_ssize_t count = self.count
         cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
-        cdef uint32_t status, total = 0
+        cdef uint32_t status, word3, total
         cdef uint64_t nbytes = 0
+        cdef const uint32_t* ring = &self.ring[0, 0]
+        cdef const uint64_t* bufs = &self.bufs[0]
+        cdef int64_t* offsets = &self.offsets[0]
+        cdef uint32_t* lengths = &self.lengths[0]
+        cdef uint16_t* vlans = &self.vlans[0]
+        cdef Py_ssize_t limit = count - 1, seg, k
+        cdef bint stop = False
         if budget > count:
             budget = count
         d = ntc
-        while frames < budget and scanned < count - 1:
-            status = self.ring[d, 2]
-            if not status & _STAT_DD:
-                break
-            total += self.ring[d, 3] & 0xFFFF
-            scanned += 1
-            if status & _STAT_EOP:
-                self.offsets[frames] = <int64_t>self.bufs[first]
-                self.lengths[frames] = total
-                self.vlans[frames] = <uint16_t>(self.ring[d, 3] >> 16) if status & _STAT_VP else 0
-                if d < first:
-                    wrap = frames
-                frames += 1
+        while frames < budget and scanned < limit:
+            status = ring[4 * d + 2]
+            if status & (_STAT_DD | _STAT_EOP) == _STAT_DD | _STAT_EOP:
+                # a run of frames in one descriptor each (the common case), up to the budget, the
+                # scan limit or the end of the ring: one bound for the run, few live values
+                seg = budget - frames
+                if seg > limit - scanned:
+                    seg = limit - scanned
+                if seg > count - d:
+                    seg = count - d
+                k = 0
+                while k < seg:
+                    status = ring[4 * (d + k) + 2]
+                    if status & (_STAT_DD | _STAT_EOP) != _STAT_DD | _STAT_EOP:
+                        break
+                    word3 = ring[4 * (d + k) + 3]
+                    offsets[frames + k] = <int64_t>bufs[d + k]
+                    lengths[frames + k] = word3 & 0xFFFF
+                    vlans[frames + k] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
+                    nbytes += word3 & 0xFFFF
+                    k += 1
+                frames += k
+                scanned += k
                 used = scanned
-                nbytes += total
-                total = 0
-                first = d + 1 if d + 1 < count else 0
-            d += 1
-            if d == count:
-                d = 0
+                d += k
+                if d == count:
+                    d = 0
+                continue
+            # a frame over several descriptors: up to its EOP, or stop where it is not complete
+            first = d
+            total = 0
+            while True:
+                if not status & _STAT_DD:
+                    stop = True
+                    break
+                word3 = ring[4 * d + 3]
+                total += word3 & 0xFFFF
+                scanned += 1
+                if status & _STAT_EOP:
+                    offsets[frames] = <int64_t>bufs[first]
+                    lengths[frames] = total
+                    vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
+                    if d < first:
+                        wrap = frames
+                    frames += 1
+                    used = scanned
+                    nbytes += total
+                    d += 1
+                    if d == count:
+                        d = 0
+                    break
+                d += 1
+                if d == count:
+                    d = 0
+                if scanned >= limit:
+                    stop = True
+                    break
+                status = ring[4 * d + 2]
+            if stop:
+                break
         nbytes_out[0] = nbytes
         used_out[0] = used
         wrap_out[0] = wrap

@@ -4,8 +4,10 @@
  *  - The 16-byte write-back descriptor is stored as two 8-byte little-endian words written
  *    straight to guest memory. Building it in a stack buffer and copying it (16-byte load of two
  *    8-byte stores) stalls on a failed store-to-load forward on x86, ~25% of the kernel's time.
- *  - Non-temporal (streaming) stores for the frame bytes: a receive buffer line is written whole
- *    and never read by the device, so fetching it first (read-for-ownership) is wasted traffic.
+ *  - Non-temporal (streaming) stores for the frame bytes: a receive buffer is written and never
+ *    read by the device, so fetching its lines first (read-for-ownership) is wasted traffic; that
+ *    holds for the line a frame ends in too when it ends on a 4-byte boundary (a 60-byte
+ *    minimum-size frame: 3 x 16 + 8 + 4 bytes streamed, 15 % faster than plain stores of it).
  *    SSE2 only (every x86-64); elsewhere the portable path is a plain copy.
  * Every function here writes exactly the bytes a plain memcpy of the same arguments would.
  */
@@ -49,17 +51,11 @@ static inline void sriov_wb16(uint8_t *dp, uint32_t status, uint32_t length, uin
                              | ((uint64_t)(vlan & 0xFFFF) << 48));
 }
 
-/* Copy n bytes (n a multiple of 16, dst 16-byte aligned, no overlap) with streaming stores.
- * Callers check the preconditions; the portable build is a memcpy. */
-static inline void sriov_stream_copy16(uint8_t *dst, const uint8_t *src, uint32_t n)
+/* The same from word 1 as a whole (status_error | length << 32 | VLAN << 48). */
+static inline void sriov_wb16w(uint8_t *dp, uint64_t word1)
 {
-#if SRIOV_HAVE_STREAM
-    uint32_t i;
-    for (i = 0; i < n; i += 16)
-        _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
-#else
-    memcpy(dst, src, n);
-#endif
+    sriov_st64le(dp, 0);
+    sriov_st64le(dp + 8, word1);
 }
 
 /* The same for exactly one 64-byte line (the common 64-byte frame): no loop. */
@@ -77,6 +73,50 @@ static inline void sriov_stream_copy64(uint8_t *dst, const uint8_t *src)
 #else
     memcpy(dst, src, 64);
 #endif
+}
+
+/* Copy n bytes (dst 64-byte aligned, no overlap) with streaming stores: every whole line, and
+ * the line the frame ends in when the frame ends on a 4-byte boundary (16-byte stores, then one
+ * 8- and one 4-byte store, movnti): a plain store there would first read the line from memory
+ * (read-for-ownership), e.g. for a 60-byte minimum-size frame. A tail that ends elsewhere goes
+ * out as plain stores, all of it: a plain store into a line with streamed bytes pending flushes
+ * them and stalls (IMIX with the last 1-3 bytes plain ran 6x slower). */
+static inline void sriov_stream_copy(uint8_t *dst, const uint8_t *src, uint32_t n)
+{
+#if SRIOV_HAVE_STREAM
+    uint32_t i = 0, whole = (n & 3) ? (n & ~63u) : n;
+    int32_t w;
+    for (; i + 16 <= whole; i += 16)
+        _mm_stream_si128((__m128i *)(dst + i), _mm_loadu_si128((const __m128i *)(src + i)));
+    if (whole == n) {
+#if defined(__x86_64__)
+        if (i + 8 <= n) {
+            long long q;
+            memcpy(&q, src + i, 8);
+            _mm_stream_si64((long long *)(dst + i), q);
+            i += 8;
+        }
+#endif
+        for (; i + 4 <= n; i += 4) {
+            memcpy(&w, src + i, 4);
+            _mm_stream_si32((int *)(dst + i), w);
+        }
+    }
+    if (i < n)
+        memcpy(dst + i, src + i, n - i);
+#else
+    memcpy(dst, src, n);
+#endif
+}
+
+/* One frame of 48-64 bytes into one line (dst 64-byte aligned, no overlap): the 60-byte minimum
+ * frame and the 64-byte one without a loop. */
+static inline void sriov_stream_copy_line(uint8_t *dst, const uint8_t *src, uint32_t n)
+{
+    if (n == 64)
+        sriov_stream_copy64(dst, src);
+    else
+        sriov_stream_copy(dst, src, n);
 }
 
 /* Big-endian 16-bit field of a frame (EtherType, TCI): one load instead of two byte loads. */

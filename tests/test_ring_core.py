@@ -232,3 +232,33 @@ def test_recycle_is_cycle_then_repost_to_the_new_next_to_clean(count, words, ntu
     assert np.array_equal(one[1], two[1]) and np.array_equal(one[2], two[2])
     for x, y in zip(one[3], two[3], strict=True):
         assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 5])
+def test_every_status_pattern_scans_alike(count: int) -> None:
+    """Every pattern of descriptor states (not done, done, done + EOP, + VP) of small rings, from
+    every next_to_clean, with several budgets: frames of one descriptor and of several, frames
+    wrapping round the end of the ring, rings holding only an incomplete frame. The compiled scan
+    (a one-descriptor loop beside the general one) agrees with the golden twin."""
+    import itertools
+
+    states = [0, DD, DD | EOP, DD | EOP | R.RXD_STAT_VP]
+    for pattern in itertools.product(states, repeat=count):
+        words = [(0, 0, s, (d + 1) * 100 | (0x0ABC + d) << 16) for d, s in enumerate(pattern)]
+        cores = []
+        for mod in (_fastpath, golden):
+            ring, bufs = _ring(count, words)
+            # the ring inside a larger array whose words after it look like done frames: a scan
+            # that ran past the ring's end would take them
+            backing = np.full((count + 4, 4), DD | EOP, np.uint32)
+            backing[:count] = ring
+            ring = backing[:count]
+            outs = (np.zeros(count, np.int64), np.zeros(count, np.uint32), np.zeros(count, np.uint16))
+            cores.append((mod.RxRingCore(ring, bufs, *outs), outs))
+        for ntc in range(count):
+            for budget in (1, 2, count):
+                (a, oa), (b, ob) = cores
+                assert a.harvest(ntc, budget) == b.harvest(ntc, budget), (pattern, ntc, budget)
+                assert a.last_bytes == b.last_bytes
+                for x, y in zip(oa, ob, strict=True):
+                    assert np.array_equal(x, y)
