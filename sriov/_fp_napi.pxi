@@ -51,6 +51,57 @@ cdef class RxRingState:
         """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
         self._release()
 
+    def discard(self, budget=None):
+        """Take completed frames and give their buffers straight back (a driver that drops
+        everything, XDP_DROP-style); returns how many frames there were (at most ``budget``,
+        default the whole ring)."""
+        cdef RxRingCore rc
+        cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, start, count, stop, frames, used = 0
+        cdef Py_ssize_t wrap = -1, limit
+        cdef uint64_t nbytes = 0
+        cdef bint unwritten = False
+        if budget is not None and (not isinstance(budget, int) or budget < 0):
+            raise _ConfigError(f"budget must be a non-negative int or None, got {budget!r}")
+        if not self.running:
+            return 0
+        core = self._core
+        if type(core) is not RxRingCore:  # another implementation's ring core: its recycle
+            limit = core.count - 1 if budget is None else budget
+            ntu, unwritten, frames, used, wrap = core.recycle(ntu, ntc, limit)
+            nbytes = core.last_bytes
+            count = core.count
+        else:
+            # release + scan + release in one GIL release, one tail write (RxRingCore.recycle)
+            rc = <RxRingCore>core
+            count = rc.count
+            limit = count - 1 if budget is None else budget
+            if not (0 <= ntu < count and 0 <= ntc < count):
+                raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
+            start = ntu
+            with nogil:
+                stop = ntc - 1 if ntc > 0 else count - 1
+                if stop != ntu:
+                    ntu = rc._repost(ntu, stop)
+                frames = rc._scan_nogil(ntc, limit, &used, &wrap, &nbytes)
+                stop = (ntc + used) % count
+                stop = stop - 1 if stop > 0 else count - 1
+                if stop != ntu:
+                    ntu = rc._repost(ntu, stop)
+                if ntu != start:
+                    unwritten = not rc._tail(<uint32_t>ntu)
+            rc.last_bytes = nbytes
+        self._ntu = ntu
+        if unwritten:
+            self.fn.write32(self._regs[4], ntu)
+            self._bind_tail()
+        if wrap >= 0:
+            self._took(used, wrap)
+        else:
+            self._ntc = (ntc + used) % count
+        self.last_bytes = nbytes
+        self.frames += frames
+        return frames
+
     cdef _release(self):
         cdef RxRingCore rc
         cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, count, stop

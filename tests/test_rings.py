@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from conftest import RxRig, eth
@@ -144,3 +146,71 @@ def test_harvest_compiled_matches_golden(descs, ntc, budget) -> None:
     assert ra == rb
     assert all(np.array_equal(x[: ra[0]], y[: ra[0]]) for x, y in zip(oa, ob, strict=True))
     assert ra[1] <= count - 1 and ra[0] <= budget
+
+
+def _on_base(base: type) -> type:
+    """`RxRing` with its base class (the compiled `RxRingState`) replaced by ``base``."""
+    body = {k: v for k, v in vars(RxRing).items() if k not in ("__dict__", "__weakref__")}
+    return type("RxRing", (base,), body)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 20),  # frames offered to the VF before the driver step
+            st.sampled_from(["discard", "poll", "release"]),
+            st.one_of(st.none(), st.integers(0, 20)),  # the step's budget (None: discard's default)
+            st.integers(60, 5000),  # frame length: long ones span buffers, some wrap the ring
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_discard_compiled_and_golden_bases_agree(steps) -> None:
+    """`RxRingState.discard` (compiled) against its golden twin, mixed with polls and releases:
+    the same frame counts, descriptors, ring registers, driver indices and pool counters."""
+    import conftest
+
+    rigs = []
+    for base in (_fastpath.RxRingState, golden.RxRingState):
+        with mock.patch.object(conftest, "RxRing", _on_base(base)):
+            rig = RxRig(_fastpath, num_vfs=1, ring=16, buffer_size=1024)
+        rig.set_mac(0, MAC0)
+        rigs.append(rig)
+    assert type(rigs[0].rings[0]).__mro__[1] is _fastpath.RxRingState
+    assert type(rigs[1].rings[0]).__mro__[1] is golden.RxRingState
+    q = rigs[0].dev.vf_queue(0, 0)
+    for offered, op, budget, length in steps:
+        answers = []
+        for rig in rigs:
+            if offered:
+                rig.receive([eth(MAC0, length)] * offered)
+            ring = rig.rings[0]
+            if op == "discard":
+                answers.append(ring.discard(budget))
+            elif op == "poll":
+                answers.append(ring.poll(20 if budget is None else budget).to_list())
+            else:
+                ring.release()
+                answers.append(None)
+        assert answers[0] == answers[1], (op, budget)
+        a, b = (rig.rings[0] for rig in rigs)
+        assert (a._ntu, a._ntc, a.frames, a.last_bytes) == (b._ntu, b._ntc, b.frames, b.last_bytes)
+        assert np.array_equal(a._words, b._words)
+        for reg in (R.RDH(q), R.RDT(q)):
+            assert rigs[0].dev.pf.read32(reg) == rigs[1].dev.pf.read32(reg)
+        assert np.array_equal(rigs[0].dev.state.pool_counters, rigs[1].dev.state.pool_counters)
+
+
+def test_discard_refuses_a_bad_budget_and_changes_nothing(impl) -> None:
+    rig = RxRig(impl, num_vfs=1, ring=8)
+    rig.set_mac(0, MAC0)
+    rig.receive([eth(MAC0)] * 3)
+    ring = rig.rings[0]
+    before = (ring._ntu, ring._ntc, ring.frames, ring._words.copy())
+    for bad in (-1, "3", 2.0):
+        with pytest.raises(ConfigError):
+            ring.discard(bad)
+    assert (ring._ntu, ring._ntc, ring.frames) == before[:3] and np.array_equal(ring._words, before[3])
+    assert ring.discard() == 3

@@ -36,7 +36,7 @@ BOUNCE_SIZE = 16384  # largest frame a wrapping multi-buffer frame can be (MAXFR
 class RxRing(kernels.impl.RxRingState):
     """The driver side of one receive queue (VF: VF BAR registers; PF: PF BAR registers).
 
-    ``poll`` and ``release`` are the base class's (`sriov.golden.napi.RxRingState`, compiled in
+    ``poll``, ``release`` and ``discard`` are the base class's (`sriov.golden.napi.RxRingState`, compiled in
     ``sriov/_fp_napi.pxi``): the per-poll state lives there so that NAPI's compiled poll reaches
     it without Python attribute lookups."""
 
@@ -190,26 +190,6 @@ class RxRing(kernels.impl.RxRingState):
         offs, lens, ts = self._offs[:frames], self._lens[:frames], self._ts[:frames]
         batch = Batch(self.memory.buffer, offs, lens, ts, validate=False) if frames else Batch.empty()
         self._views = self._view_cache[frames] = (batch, self._vlans[:frames])
-
-    def discard(self, budget: int | None = None) -> int:
-        """Take completed frames and give their buffers straight back (a driver that drops
-        everything, XDP_DROP-style); returns how many frames there were."""
-        if not self.running:
-            return 0
-        # release + scan + release as one compiled call (one GIL release, one tail write)
-        self._ntu, unwritten, frames, used, wrap = self._core.recycle(
-            self._ntu, self._ntc, self.count - 1 if budget is None else budget
-        )
-        if unwritten:
-            self.fn.write32(self._regs[4], self._ntu)
-            self._bind_tail()
-        if wrap >= 0:
-            self._took(used, wrap)
-        else:
-            self._ntc = (self._ntc + used) % self.count
-        self.last_bytes = self._core.last_bytes
-        self.frames += frames
-        return frames
 
     def _harvest(self, budget: int) -> tuple[int, int]:
         frames, used, wrap = self._core.harvest(self._ntc, budget)

@@ -80,6 +80,30 @@ class RxRingState:
         self._refill_to((self._ntc - 1) % self._core.count)
 
     # the subclass's part
+    def discard(self, budget: int | None = None) -> int:
+        """Take completed frames and give their buffers straight back (a driver that drops
+        everything, XDP_DROP-style); returns how many frames there were (at most ``budget``,
+        default the whole ring)."""
+        if budget is not None and (not isinstance(budget, int) or budget < 0):
+            raise ConfigError(f"budget must be a non-negative int or None, got {budget!r}")
+        if not self.running:
+            return 0
+        core = self._core
+        # release + scan + release as one call on the ring core (one tail write)
+        self._ntu, unwritten, frames, used, wrap = core.recycle(
+            self._ntu, self._ntc, core.count - 1 if budget is None else budget
+        )
+        if unwritten:
+            self.fn.write32(self._regs[4], self._ntu)
+            self._bind_tail()
+        if wrap >= 0:
+            self._took(used, wrap)
+        else:
+            self._ntc = (self._ntc + used) % core.count
+        self.last_bytes = core.last_bytes
+        self.frames += frames
+        return frames
+
     def _refill_to(self, stop: int) -> None:  # pragma: no cover - RxRing defines it
         raise NotImplementedError
 
