@@ -55,14 +55,7 @@ class RxRingState:
         # refill (the last poll's buffers), tail, scan: one call (ixgbevf_clean_rx_irq's order)
         core = self._core
         self._ntu, unwritten, frames, used, wrap = core.cycle(self._ntu, self._ntc, budget)
-        if unwritten:
-            self.fn.write32(self._regs[4], self._ntu)
-            self._bind_tail()
-        if wrap >= 0:
-            self._took(used, wrap)
-        else:
-            self._ntc = (self._ntc + used) % core.count
-        self.last_bytes = core.last_bytes
+        self._after_scan(unwritten, used, wrap)
         if frames != self._view_frames:  # NAPI polls take the same number most of the time
             cached = self._view_cache.get(frames)
             if cached is None:
@@ -79,7 +72,6 @@ class RxRingState:
         """Give the buffers of the last poll back to the hardware now (their views become invalid)."""
         self._refill_to((self._ntc - 1) % self._core.count)
 
-    # the subclass's part
     def discard(self, budget: int | None = None) -> int:
         """Take completed frames and give their buffers straight back (a driver that drops
         everything, XDP_DROP-style); returns how many frames there were (at most ``budget``,
@@ -93,6 +85,14 @@ class RxRingState:
         self._ntu, unwritten, frames, used, wrap = core.recycle(
             self._ntu, self._ntc, core.count - 1 if budget is None else budget
         )
+        self._after_scan(unwritten, used, wrap)
+        self.frames += frames
+        return frames
+
+    def _after_scan(self, unwritten: bool, used: int, wrap: int) -> None:
+        """After the ring core's call: the tail it could not store, the frame that wraps round
+        the ring, next_to_clean, the bytes it took."""
+        core = self._core
         if unwritten:
             self.fn.write32(self._regs[4], self._ntu)
             self._bind_tail()
@@ -101,9 +101,8 @@ class RxRingState:
         else:
             self._ntc = (self._ntc + used) % core.count
         self.last_bytes = core.last_bytes
-        self.frames += frames
-        return frames
 
+    # the subclass's part
     def _refill_to(self, stop: int) -> None:  # pragma: no cover - RxRing defines it
         raise NotImplementedError
 
@@ -161,15 +160,24 @@ class NapiCore:
         self.scheduled = True
         self._poll()  # the softirq runs as the hard interrupt returns
 
-    def _poll(self) -> None:
-        """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
-        clock, hand the frames to the stack."""
+    def _live_ring(self):
+        """The nic's ring for the next step of the cycle, or None, with NAPI unscheduled, when the
+        nic went down or lost its ring (the stack callback may have done either)."""
         self._event = None
         nic = self.nic
         ring = nic.rx_ring
         if ring is None or not nic.is_up:
             self.scheduled = False
+            return None
+        return ring
+
+    def _poll(self) -> None:
+        """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
+        clock, hand the frames to the stack."""
+        ring = self._live_ring()
+        if ring is None:
             return
+        nic = self.nic
         cfg = self.config
         clock = nic.clock
         batch = ring.poll(cfg.budget)
@@ -202,11 +210,8 @@ class NapiCore:
         may have changed (nic down, config, callback, ``chain``)."""
         clock = self.nic.clock
         while True:
-            self._event = None
-            nic = self.nic
-            ring = nic.rx_ring
-            if ring is None or not nic.is_up:
-                self.scheduled = False
+            ring = self._live_ring()
+            if ring is None:
                 return
             if self._took < self.config.budget:
                 self._complete(ring)
