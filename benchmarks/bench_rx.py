@@ -95,6 +95,11 @@ class Bulk:
             refill_all(self.rig)
         return time.perf_counter() - t
 
+    def timed(self, rounds: int) -> tuple[float, float]:
+        """Two warm-up rounds, then seconds for ``rounds`` kernel-only and ``rounds`` with refill."""
+        self.with_refill(2)
+        return self.kernel_only(rounds), self.with_refill(rounds)
+
 
 # ------------------------------------------------------------------------------------------------
 # A straightforward NumPy implementation of the same classify + copy, for 64-byte unicast frames
@@ -147,9 +152,7 @@ class NumpyPeer:
 def bulk_64(rounds: int = 200) -> dict:
     rig = make_port(8)
     bulk = Bulk(rig, frames_for(rig, RING - 1))
-    bulk.with_refill(2)
-    k = bulk.kernel_only(rounds)
-    w = bulk.with_refill(rounds)
+    k, w = bulk.timed(rounds)
     frames = bulk.n * rounds
     return {
         "frames/batch": bulk.n,
@@ -165,9 +168,7 @@ def bulk_60(rounds: int = 200) -> dict:
     frames `bench_interrupts.full_batch` sends; each ends 4 bytes short of its buffer's line."""
     rig = make_port(8)
     bulk = Bulk(rig, frames_for(rig, RING - 1, sizes=(60,)))
-    bulk.with_refill(2)
-    k = bulk.kernel_only(rounds)
-    w = bulk.with_refill(rounds)
+    k, w = bulk.timed(rounds)
     frames = bulk.n * rounds
     return {
         "kernel Mpps": frames / k / 1e6,
@@ -273,9 +274,7 @@ def imix(rounds: int = 100) -> dict:
     rig.w(R.MAXFRS, 9728 << R.MHADD_MFS_SHIFT)
     sizes = [64] * 7 + [594] * 4 + [1514]  # 7:4:1 of 64/594/1518 on the wire (1514 captured)
     bulk = Bulk(rig, frames_for(rig, RING - 1, sizes))
-    bulk.with_refill(2)
-    k = bulk.kernel_only(rounds)
-    w = bulk.with_refill(rounds)
+    k, w = bulk.timed(rounds)
     nbytes = bulk.batch.total_bytes * rounds
     return {
         "kernel GB/s": nbytes / k / 1e9,
@@ -287,9 +286,7 @@ def imix(rounds: int = 100) -> dict:
 def vfs63(rounds: int = 50) -> dict:
     rig = make_port(63, vlans=True, mem=2 << 20)
     bulk = Bulk(rig, frames_for(rig, 64, vlans=True))
-    bulk.with_refill(2)
-    k = bulk.kernel_only(rounds)
-    w = bulk.with_refill(rounds)
+    k, w = bulk.timed(rounds)
     frames = bulk.n * rounds
     return {
         "frames/batch": bulk.n,

@@ -473,25 +473,14 @@ class Device82599:
         moves with GCR_EXT's queues per pool). None when the write has side effects or does not
         land in the PF register file; then use ``fn.write32``. A driver's fast path for its
         per-poll tail write."""
-        offset = _check_access(offset, fn.bar_size)
         gcr = R.GCR_EXT // WORD
-        guard = int(self.regs[gcr])
-        if fn is self.pf:
-            word = offset // WORD
-            if not self._pf_implemented[word]:
-                return None
-            word = self._pf_alias.get(word, word)
-            if word in self._pf_write_h or word == gcr:
-                return None
-            return word, gcr, guard
-        if not isinstance(fn, VfFunction) or fn.device is not self:
+        where = self._pf_file_offset(fn, offset)
+        if where is None or where // WORD == gcr:
             return None
-        if offset in (R.VFMAILBOX, R.VFCTRL) or offset in VfInterrupts.REGISTERS:
+        # what else has side effects: the PF's write handlers; through a VF window, the TX tail
+        if (where // WORD in self._pf_write_h) if fn is self.pf else (where in _TDT_OFFSETS):
             return None
-        kind, where = self._vf_window(fn.index, offset)
-        if kind != "pf" or where in _TDT_OFFSETS or where // WORD == gcr:
-            return None
-        return where // WORD, gcr, guard
+        return where // WORD, gcr, int(self.regs[gcr])
 
     def tx_tail_register(self, fn: PciFunction, offset: int) -> tuple[int, int, int, int] | None:
         """Where a transmit tail write (TDT / VFTDT) by ``fn`` at ``offset`` lands: ``(queue, word,
@@ -499,26 +488,29 @@ class Device82599:
         same write as ``fn.write32(offset, value)`` (for a valid 32-bit value) while ``regs[guard_word]
         == guard_value`` (a VF's queue window moves with GCR_EXT's queues per pool). None when
         ``offset`` is not a TX tail of ``fn``. A driver's fast path for its per-burst doorbell."""
-        offset = _check_access(offset, fn.bar_size)
         gcr = R.GCR_EXT // WORD
-        guard = int(self.regs[gcr])
+        where = self._pf_file_offset(fn, offset)
+        queue = _TDT_OFFSETS.get(where) if where is not None else None
+        if queue is None:
+            return None
+        return queue, where // WORD, gcr, int(self.regs[gcr])
+
+    def _pf_file_offset(self, fn: PciFunction, offset: int) -> int | None:
+        """The byte offset in the PF register file where a write by ``fn`` at ``offset`` lands
+        (the PF's own aliases resolved, a VF's queue window followed), or None when it lands
+        elsewhere (a VF's own registers, mailbox, reset, interrupts; an unimplemented word)."""
+        offset = _check_access(offset, fn.bar_size)
         if fn is self.pf:
             word = offset // WORD
             if not self._pf_implemented[word]:
                 return None
-            where = self._pf_alias.get(word, word) * WORD
-        elif isinstance(fn, VfFunction) and fn.device is self:
-            if offset in (R.VFMAILBOX, R.VFCTRL) or offset in VfInterrupts.REGISTERS:
-                return None
-            kind, where = self._vf_window(fn.index, offset)
-            if kind != "pf":
-                return None
-        else:
+            return self._pf_alias.get(word, word) * WORD
+        if not isinstance(fn, VfFunction) or fn.device is not self:
             return None
-        queue = _TDT_OFFSETS.get(where)
-        if queue is None:
+        if offset in (R.VFMAILBOX, R.VFCTRL) or offset in VfInterrupts.REGISTERS:
             return None
-        return queue, where // WORD, gcr, guard
+        kind, where = self._vf_window(fn.index, offset)
+        return where if kind == "pf" else None
 
     def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
         # queues_per_pool(), inline: once per burst

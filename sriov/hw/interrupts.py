@@ -74,6 +74,8 @@ class _Vectors:
     """What VF and PF vectors share: one moderator per vector, fire counts, EITR decoding."""
 
     num_vectors: int
+    _ivar: Callable[[int], int]
+    _rx_route: list[int]
 
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         self.fn = fn
@@ -98,6 +100,14 @@ class _Vectors:
     def _get(self, offset: int) -> int:
         return int(self.words[offset // WORD])
 
+    def _route(self, queue: int, tx: bool) -> int:
+        """The vector the (V)IVAR entry of ``queue`` names, or -1 when the entry is not valid or
+        names a vector that does not exist. Receive routes are decoded once per (V)IVAR write."""
+        if not tx:
+            return self._rx_route[queue]
+        v = ivar_entry(self._get(self._ivar(queue >> 1)), queue, True)
+        return -1 if v is None or v >= self.num_vectors else v
+
     def _put(self, offset: int, value: int) -> None:
         self.words[offset // WORD] = value & U32
 
@@ -118,6 +128,7 @@ class VfInterrupts(_Vectors):
     """The three MSI-X vectors of a VF and its VTE* registers."""
 
     num_vectors = R.VF_MSIX_VECTORS
+    _ivar = staticmethod(R.VTIVAR)  # the register of queue pair i's IVAR entries
     REGISTERS = frozenset(
         {R.VTEICR, R.VTEICS, R.VTEIMS, R.VTEIMC, R.VTEIAC, R.VTEIAM}
         | {R.VTEITR(v) for v in range(R.VF_MSIX_VECTORS)}
@@ -151,11 +162,7 @@ class VfInterrupts(_Vectors):
 
     def raise_queue(self, vf_queue: int, tx: bool = False) -> None:
         """A receive (or transmit) completion on VF queue ``vf_queue``: its VTIVAR vector's cause."""
-        if tx:
-            v = ivar_entry(self._get(R.VTIVAR(vf_queue >> 1)), vf_queue, tx)
-            v = -1 if v is None or v >= self.num_vectors else v
-        else:
-            v = self._rx_route[vf_queue]  # the hot path: decoded once per VTIVAR write
+        v = self._route(vf_queue, tx)
         if v < 0:
             self.unrouted += 1
             return
@@ -177,8 +184,8 @@ class VfInterrupts(_Vectors):
     def raise_tx(self, vf_queue: int, pf_queue: int) -> None:
         """`raise_queue` for a transmit completion, then record PF queue ``pf_queue`` as TX-armed
         when the vector now holds the cause (the transmit engine's hook path)."""
-        v = ivar_entry(self._get(R.VTIVAR(vf_queue >> 1)), vf_queue, True)
-        if v is None or v >= self.num_vectors:
+        v = self._route(vf_queue, True)
+        if v < 0:
             self.unrouted += 1
             return
         word = R.VTEICR // WORD
@@ -295,6 +302,7 @@ class PfInterrupts(_Vectors):
     """The PF's 64 MSI-X vectors plus its "other" causes, and the EI* / EITR / IVAR registers."""
 
     num_vectors = R.PF_MSIX_VECTORS
+    _ivar = staticmethod(R.IVAR)  # the register of queue pair i's IVAR entries
 
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         super().__init__(fn, regs)
@@ -352,11 +360,7 @@ class PfInterrupts(_Vectors):
 
     def raise_queue(self, queue: int, tx: bool = False) -> None:
         """A completion on PF queue ``queue``: the cause of the vector its IVAR entry names."""
-        if tx:
-            v = ivar_entry(self._get(R.IVAR(queue >> 1)), queue, tx)
-            v = -1 if v is None or v >= self.num_vectors else v
-        else:
-            v = self._rx_route[queue]
+        v = self._route(queue, tx)
         if v < 0:
             self.unrouted += 1
             return
@@ -375,8 +379,8 @@ class PfInterrupts(_Vectors):
     def raise_tx(self, queue: int) -> None:
         """`raise_queue` for a transmit completion, then record the queue as TX-armed when its
         vector now holds the cause (the transmit engine's hook path)."""
-        v = ivar_entry(self._get(R.IVAR(queue >> 1)), queue, True)
-        if v is None or v >= self.num_vectors:
+        v = self._route(queue, True)
+        if v < 0:
             self.unrouted += 1
             return
         self.raise_vectors(1 << v)
