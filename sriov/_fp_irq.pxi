@@ -209,3 +209,54 @@ cdef class QueueVector:
             (<VfFire>send).fire()
         else:
             send()
+
+
+@cython.final
+cdef class ImsEnable:
+    """A write of ``bits`` to a VF's VTEIMS (``VfInterrupts.write``'s first case, and what NAPI
+    does after every poll cycle): the bits (within ``mask``) set in VTEIMS; each vector they name
+    latches its cause from VTEICR (a cause raised while masked fires on unmask) and is unmasked.
+    ``words``: the VF's register words; ``w_ims``/``w_icr``: VTEIMS/VTEICR's word indices;
+    ``vectors``: the moderators (`QueueVector`, or any object with ``pending`` and ``unmask``).
+    Twin: ``sriov.golden.irq.ImsEnable``."""
+
+    cdef uint32_t[::1] words
+    cdef Py_ssize_t w_ims, w_icr
+    cdef uint32_t mask
+    cdef list vectors
+
+    def __init__(self, uint32_t[::1] words not None, Py_ssize_t w_ims, Py_ssize_t w_icr, uint32_t mask,
+                 list vectors not None):
+        cdef Py_ssize_t n = words.shape[0]
+        if not (0 <= w_ims < n and 0 <= w_icr < n):
+            raise _ConfigError(f"register words {w_ims}/{w_icr} outside the {n}-word registers")
+        if len(vectors) < 32 and mask >> len(vectors):
+            raise _ConfigError(f"mask {mask:#x} names vectors beyond the {len(vectors)} given")
+        self.words = words
+        self.w_ims, self.w_icr = w_ims, w_icr
+        self.mask = mask
+        self.vectors = vectors
+
+    def __call__(self, uint32_t bits):
+        self.enable(bits)
+
+    cdef enable(self, uint32_t bits):
+        cdef uint32_t[::1] w = self.words
+        cdef uint32_t pending
+        cdef Py_ssize_t v = 0
+        cdef QueueVector qv
+        bits &= self.mask
+        w[self.w_ims] |= bits
+        pending = w[self.w_icr]
+        while bits:
+            if bits & 1:
+                m = self.vectors[v]
+                if type(m) is QueueVector:
+                    qv = <QueueVector>m
+                    qv.pending = qv.pending or (pending >> v) & 1
+                    qv.unmask()
+                else:
+                    m.pending = m.pending or bool(pending >> v & 1)
+                    m.unmask()
+            bits >>= 1
+            v += 1

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from sriov import kernels
 from sriov.drivers import coalesce
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, Message, QueueInfo, VfMailbox, XcastMode
@@ -58,7 +59,7 @@ def _is_link_local(mac: bytes) -> bool:
     return mac[:5] == b"\x01\x80\xc2\x00\x00" and mac[5] & 0xF0 == 0
 
 
-class VfNic:
+class VfNic(kernels.impl.NicState):
     """The ixgbevf driver bound to one VF, inside a VM."""
 
     DEVICE_IDS = (R.DEV_ID_82599_VF,)
@@ -377,19 +378,16 @@ class VfNic:
 
     # ==========================================================================================
     # interrupts, the service task and link detection (spec §4.4)
-    def _msix(self, vector: int) -> None:
-        """An MSI-X vector injected by the hypervisor."""
-        if not 0 <= vector < self.NUM_VECTORS:
-            return
-        self._irq_counts[vector] += 1
-        if vector == self._mbx_vector:  # ixgbevf_msix_other
-            self.function.write32(R.VTEICR, 1 << vector)
-            self.get_link_status = True
-            self._schedule_service(0)
-            if self.is_up:
-                self.function.write32(R.VTEIMS, 1 << vector)  # re-enable after the auto-mask
-        else:  # a queue vector (ixgbevf_msix_clean_rings): schedule NAPI, which re-enables it
-            self.napi.interrupt(vector)
+    # _msix (the hypervisor's injection: count, then the mailbox vector here or NAPI for a queue
+    # vector) is NicState's, compiled with the per-poll state NAPI reads
+    def _msix_other(self, vector: int) -> None:
+        """ixgbevf_msix_other: the mailbox ("other") vector; link and mailbox work go to the
+        service task."""
+        self.function.write32(R.VTEICR, 1 << vector)
+        self.get_link_status = True
+        self._schedule_service(0)
+        if self.is_up:
+            self.function.write32(R.VTEIMS, 1 << vector)  # re-enable after the auto-mask
 
     def _schedule_service(self, delay_ns: int) -> None:
         if self._service_handle is not None:

@@ -150,4 +150,33 @@ class QueueVector(VectorModerator):
         self.send()
 
 
-__all__ = ["QueueVector"]
+class ImsEnable:
+    """A write of ``bits`` to a VF's VTEIMS (``VfInterrupts.write``'s first case, and what NAPI
+    does after every poll cycle): the bits (within ``mask``) set in VTEIMS; each vector they name
+    latches its cause from VTEICR (a cause raised while masked fires on unmask) and is unmasked.
+    ``words``: the VF's register words; ``w_ims``/``w_icr``: VTEIMS/VTEICR's word indices;
+    ``vectors``: the moderators (objects with ``pending`` and ``unmask``)."""
+
+    def __init__(self, words, w_ims: int, w_icr: int, mask: int, vectors: list) -> None:
+        n = len(words)
+        if not (0 <= w_ims < n and 0 <= w_icr < n):
+            raise ConfigError(f"register words {w_ims}/{w_icr} outside the {n}-word registers")
+        if len(vectors) < 32 and mask >> len(vectors):
+            raise ConfigError(f"mask {mask:#x} names vectors beyond the {len(vectors)} given")
+        self.words = words
+        self.w_ims, self.w_icr = w_ims, w_icr
+        self.mask = mask
+        self.vectors = vectors
+
+    def __call__(self, bits: int) -> None:
+        bits &= self.mask
+        words = self.words
+        words[self.w_ims] = int(words[self.w_ims]) | bits
+        pending = int(words[self.w_icr])
+        for v, m in enumerate(self.vectors):
+            if bits >> v & 1:
+                m.pending = m.pending or bool(pending >> v & 1)  # a latched cause fires on unmask
+                m.unmask()
+
+
+__all__ = ["ImsEnable", "QueueVector"]

@@ -119,6 +119,32 @@ class RxRingState:
         raise NotImplementedError
 
 
+class NicState:
+    """What NAPI reads of a VF driver's interface on every poll and interrupt
+    (`sriov.drivers.vf.VfNic` derives from this): ``function``, ``clock``, ``rx_ring``,
+    ``on_receive``, ``napi``, ``is_up``, ``rx_usecs``, ``_irq_counts`` (interrupts per vector),
+    ``_mbx_vector``. The subclass sets them all; the compiled twin keeps them in C fields."""
+
+    function = clock = rx_ring = on_receive = napi = rx_usecs = _mbx_vector = None
+    is_up = False
+
+    def _msix(self, vector: int) -> None:
+        """An MSI-X vector injected by the hypervisor: counted; the mailbox vector goes to
+        ``_msix_other`` (``ixgbevf_msix_other``), a queue vector schedules NAPI
+        (``ixgbevf_msix_clean_rings``: NAPI re-enables the vector when its cycle completes)."""
+        counts = self._irq_counts
+        if not 0 <= vector < len(counts):
+            return
+        counts[vector] += 1
+        if vector == self._mbx_vector:
+            self._msix_other(vector)
+        else:
+            self.napi.interrupt(vector)
+
+    def _msix_other(self, vector: int) -> None:  # pragma: no cover - VfNic defines it
+        raise NotImplementedError
+
+
 class NapiCore:
     """NAPI's per-poll state and work (`sriov.drivers.napi.Napi` derives from this).
 
@@ -320,4 +346,4 @@ def written_queues(counts, limit: int) -> list[int] | None:
     return counts.nonzero()[0].tolist()
 
 
-__all__ = ["Inject", "MsixDeliver", "NapiCore", "RxRingState", "VfFire", "written_queues"]
+__all__ = ["Inject", "MsixDeliver", "NapiCore", "NicState", "RxRingState", "VfFire", "written_queues"]

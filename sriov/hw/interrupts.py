@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sriov import kernels
+from sriov.golden import irq as golden_irq
 from sriov.hw import regs as R
 from sriov.hw.armed import ARMED_HELD, new_armed_table
 from sriov.hw.eitr import EITR_FIELD_SHIFT, EITR_UNIT_NS, VectorModerator, interval_ns_from_eitr
@@ -68,6 +69,7 @@ _EITR_ITR_INT_MASK = R.EITR_ITR_INT_MASK
 _EITR_CNT_WDIS = R.EITR_CNT_WDIS
 
 QueueVector = kernels.impl.QueueVector  # compiled; the plain-Python twin: sriov.golden.irq
+ImsEnable = kernels.impl.ImsEnable  # a VTEIMS write (compiled; twin: sriov.golden.irq.ImsEnable)
 
 
 class _Vectors:
@@ -141,6 +143,12 @@ class VfInterrupts(_Vectors):
         if isinstance(self.words, memoryview):  # firing in one call (VfFire is `_fired`, compiled)
             for v, m in enumerate(self.vectors):
                 m.send = VfFire(regs, v, fn, _W_VTEICR, _W_VTEIMS, _W_VTEIAC, _W_VTEIAM)
+        # VTEIMS writes (NAPI's re-enable after every poll cycle) in one call; NAPI calls it
+        # directly, as `write` does
+        ims = ImsEnable if isinstance(self.words, memoryview) else golden_irq.ImsEnable
+        self.ims_enable = ims(
+            self.words if ims is not ImsEnable else regs, _W_VTEIMS, _W_VTEICR, _VTEICR_MASK, self.vectors
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -234,18 +242,8 @@ class VfInterrupts(_Vectors):
     def write(self, offset: int, value: int) -> None:
         """A write to one of `REGISTERS`, with its side effects."""
         bits = value & _VTEICR_MASK
-        if offset == _VTEIMS:  # NAPI's re-enable after every poll cycle: first, and kept short
-            words = self.words
-            words[_W_VTEIMS] |= bits
-            pending = words[_W_VTEICR]
-            v = 0
-            while bits:
-                if bits & 1:
-                    m = self.vectors[v]
-                    m.pending = m.pending or bool(pending >> v & 1)  # a latched cause fires on unmask
-                    m.unmask()
-                bits >>= 1
-                v += 1
+        if offset == _VTEIMS:  # NAPI's re-enable after every poll cycle: first
+            self.ims_enable(bits)
         elif offset >= _VTEITR0:  # VTEITR(v): adaptive ITR writes it after most poll cycles
             v = (offset - _VTEITR0) // WORD
             self.words[offset // WORD] = value & EITR_STORED
