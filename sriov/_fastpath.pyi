@@ -2,6 +2,7 @@
 
 import enum
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -189,6 +190,20 @@ class MsixDeliver:
     def __init__(self, fn: object, vector: int) -> None: ...
     def __call__(self) -> None: ...
 
+class NicState:
+    """What NAPI reads of a VF driver's interface on every poll (the base of VfNic)."""
+
+    function: Any
+    clock: Any
+    rx_ring: Any
+    on_receive: Any
+    napi: Any
+    rx_usecs: Any
+    is_up: bool
+    _mbx_vector: Any
+    _irq_counts: list[int]
+    def _msix(self, vector: int) -> None: ...
+
 # -- a queue vector's moderator (sriov/_fp_irq.pxi; twin in sriov.golden.irq) -----------------------
 class QueueVector:
     """A queue vector's EITR moderator with the armed tables of the datapath's hook skip."""
@@ -229,3 +244,19 @@ class Inject:
 
     def __init__(self, injected: dict[str, int], key: str, nic: object) -> None: ...
     def __call__(self, vector: int) -> None: ...
+
+class VectorWrites:
+    """A VF's VTEIMS and VTEITR(v) writes (NAPI's re-enable and adaptive ITR), compiled."""
+
+    def __init__(
+        self,
+        words: npt.NDArray[np.uint32],
+        w_ims: int,
+        w_icr: int,
+        w_itr0: int,
+        mask: int,
+        vectors: list[Any],
+    ) -> None: ...
+    def __call__(self, bits: int) -> None: ...
+    def enable(self, bits: int) -> None: ...
+    def eitr(self, v: int, value: int) -> None: ...

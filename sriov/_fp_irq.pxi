@@ -211,36 +211,63 @@ cdef class QueueVector:
             send()
 
 
+cdef uint32_t _VW_ITR_MASK = _R.EITR_ITR_INT_MASK
+cdef uint32_t _VW_CNT_WDIS = _R.EITR_CNT_WDIS
+cdef int64_t _VW_UNIT_NS = 2048  # sriov.hw.eitr.EITR_UNIT_NS (checked at import below)
+cdef int _VW_SHIFT = 3  # sriov.hw.eitr.EITR_FIELD_SHIFT
+
+
 @cython.final
-cdef class ImsEnable:
-    """A write of ``bits`` to a VF's VTEIMS (``VfInterrupts.write``'s first case, and what NAPI
-    does after every poll cycle): the bits (within ``mask``) set in VTEIMS; each vector they name
-    latches its cause from VTEICR (a cause raised while masked fires on unmask) and is unmasked.
-    ``words``: the VF's register words; ``w_ims``/``w_icr``: VTEIMS/VTEICR's word indices;
-    ``vectors``: the moderators (`QueueVector`, or any object with ``pending`` and ``unmask``).
-    Twin: ``sriov.golden.irq.ImsEnable``."""
+cdef class VectorWrites:
+    """The two VF vector register writes NAPI makes after its poll cycles, in one call each
+    (``VfInterrupts.write`` uses them too):
+
+    - ``enable(bits)``: VTEIMS. The bits (within ``mask``) set in VTEIMS; each vector they name
+      latches its cause from VTEICR (a cause raised while masked fires on unmask) and is unmasked.
+    - ``eitr(v, value)``: VTEITR(v). Stored without the write-only CNT_WDIS bit; the vector's
+      moderator gets the interval (ITR field x 2.048 us), its counter reset unless CNT_WDIS.
+
+    ``words``: the VF's register words; ``w_ims``/``w_icr``/``w_itr0``: word indices of VTEIMS,
+    VTEICR, VTEITR(0) (VTEITR(v) is the v-th word after it); ``vectors``: the moderators
+    (`QueueVector`, or any object with ``pending``, ``unmask`` and ``reprogram``).
+    Twin: ``sriov.golden.irq.VectorWrites``."""
 
     cdef uint32_t[::1] words
-    cdef Py_ssize_t w_ims, w_icr
+    cdef Py_ssize_t w_ims, w_icr, w_itr0
     cdef uint32_t mask
     cdef list vectors
 
-    def __init__(self, uint32_t[::1] words not None, Py_ssize_t w_ims, Py_ssize_t w_icr, uint32_t mask,
-                 list vectors not None):
+    def __init__(self, uint32_t[::1] words not None, Py_ssize_t w_ims, Py_ssize_t w_icr,
+                 Py_ssize_t w_itr0, uint32_t mask, list vectors not None):
         cdef Py_ssize_t n = words.shape[0]
-        if not (0 <= w_ims < n and 0 <= w_icr < n):
-            raise _ConfigError(f"register words {w_ims}/{w_icr} outside the {n}-word registers")
+        if not (0 <= w_ims < n and 0 <= w_icr < n and 0 <= w_itr0 and w_itr0 + len(vectors) <= n):
+            raise _ConfigError(f"register words {w_ims}/{w_icr}/{w_itr0} outside the {n}-word registers")
         if len(vectors) < 32 and mask >> len(vectors):
             raise _ConfigError(f"mask {mask:#x} names vectors beyond the {len(vectors)} given")
         self.words = words
-        self.w_ims, self.w_icr = w_ims, w_icr
+        self.w_ims, self.w_icr, self.w_itr0 = w_ims, w_icr, w_itr0
         self.mask = mask
         self.vectors = vectors
 
     def __call__(self, uint32_t bits):
+        """`enable` (a VTEIMS write of ``bits``)."""
         self.enable(bits)
 
-    cdef enable(self, uint32_t bits):
+    cpdef eitr(self, Py_ssize_t v, uint32_t value):
+        """A VTEITR(``v``) write of ``value``."""
+        cdef int64_t interval
+        if not 0 <= v < len(self.vectors):
+            raise _ConfigError(f"vector {v} outside the {len(self.vectors)} vectors")
+        self.words[self.w_itr0 + v] = value & ~_VW_CNT_WDIS
+        interval = <int64_t>((value & _VW_ITR_MASK) >> _VW_SHIFT) * _VW_UNIT_NS
+        m = self.vectors[v]
+        if type(m) is QueueVector:
+            (<QueueVector>m).reprogram(interval, not value & _VW_CNT_WDIS)
+        else:
+            m.reprogram(interval, not value & _VW_CNT_WDIS)
+
+    cpdef enable(self, uint32_t bits):
+        """A VTEIMS write of ``bits``."""
         cdef uint32_t[::1] w = self.words
         cdef uint32_t pending
         cdef Py_ssize_t v = 0
@@ -260,3 +287,8 @@ cdef class ImsEnable:
                     m.unmask()
             bits >>= 1
             v += 1
+
+
+from sriov.hw import eitr as _eitr_mod
+if (_eitr_mod.EITR_UNIT_NS, _eitr_mod.EITR_FIELD_SHIFT) != (_VW_UNIT_NS, _VW_SHIFT):
+    raise ImportError("sriov._fastpath: the EITR unit or field shift changed; update _fp_irq.pxi")

@@ -234,8 +234,8 @@ cdef class NapiCore:
     cdef public object trace, _event
     cdef object _nic
     cdef NicState _ns  # the nic when it is a NicState (its fields read directly), else None
-    cdef object _ims_owner  # the nic's function's msix object _ims was taken from
-    cdef ImsEnable _ims  # its VTEIMS write (compiled), or None: then function.write32
+    cdef object _vw_owner  # the nic's function's msix object _vw was taken from
+    cdef VectorWrites _vw  # its VTEIMS/VTEITR writes (compiled), or None: then function.write32
     cdef public bint enabled, scheduled, chain
     cdef public Py_ssize_t vector, _took
     cdef public int64_t _polls, _stack_packets, _stack_bytes, _cycle_packets, _cycle_bytes, _completes
@@ -380,20 +380,25 @@ cdef class NapiCore:
             ring.release()
         self.scheduled = False
         self._completes += 1
+        fn = ns.function if ns is not None else nic.function
+        writes = self._writes(fn)
         if (ns.rx_usecs if ns is not None else nic.rx_usecs) == self.adaptive_usecs:
             self._update_itr()
-        fn = ns.function if ns is not None else nic.function
-        # the VTEIMS write: what fn.write32 does with it (VfFunction.write32 -> VfInterrupts.write
-        # -> its ImsEnable), in C when the function's interrupts have a compiled ImsEnable
-        msix = getattr(fn, "msix", None)
-        if msix is not self._ims_owner:
-            self._ims_owner = msix
-            ims = getattr(msix, "ims_enable", None)
-            self._ims = <ImsEnable>ims if type(ims) is ImsEnable else None
-        if self._ims is not None:
-            self._ims.enable(1u << self.vector)
+        if writes is not None:
+            writes.enable(1u << self.vector)
         else:
             fn.write32(_NAPI_VTEIMS, 1 << self.vector)
+
+    cdef VectorWrites _writes(self, fn):
+        """The compiled VTEIMS/VTEITR writes of ``fn``'s interrupts, or None. What
+        ``fn.write32`` does with those registers (VfFunction.write32 -> VfInterrupts.write ->
+        its `VectorWrites`) without the trip through Python."""
+        msix = getattr(fn, "msix", None)
+        if msix is not self._vw_owner:
+            self._vw_owner = msix
+            vw = getattr(msix, "vector_writes", None)
+            self._vw = <VectorWrites>vw if type(vw) is VectorWrites else None
+        return self._vw
 
     cpdef _update_itr(self):
         """``ixgbevf_set_itr`` from what this vector's ring moved since the last update: the next
@@ -408,7 +413,12 @@ cdef class NapiCore:
         self._cycle_bytes = 0
         self._cycle_packets = 0
         if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
-            self.nic.function.write32(_NAPI_VTEITR0 + 4 * self.vector, eitr)
+            fn = self.nic.function
+            writes = self._writes(fn)
+            if writes is not None:
+                writes.eitr(self.vector, eitr)
+            else:
+                fn.write32(_NAPI_VTEITR0 + 4 * self.vector, eitr)
         self.itr_state = new
 
 

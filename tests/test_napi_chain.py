@@ -457,10 +457,10 @@ def test_queue_vector_refuses_a_negative_interval_in_both_twins() -> None:
     st.lists(st.tuples(st.booleans(), st.booleans(), st.integers(0, 3_000)), min_size=3, max_size=3),
     st.integers(0, 5_000),
 )
-def test_ims_enable_twins_agree_and_match_the_register_write(
+def test_vector_writes_twins_agree_and_match_the_register_write(
     ims: int, icr: int, bits: int, vectors: list[tuple[bool, bool, int]], later: int
 ) -> None:
-    """`ImsEnable` (compiled and golden) against a VF's VTEIMS written through `VfFunction.write32`
+    """`VectorWrites` (compiled and golden) against a VF's VTEIMS written through `VfFunction.write32`
     on a real device: the same register words, the same vector states, the same interrupts sent
     (a cause latched in VTEICR fires on unmask, subject to the interval)."""
     from sriov.hw import regs as R
@@ -487,27 +487,29 @@ def test_ims_enable_twins_agree_and_match_the_register_write(
         if how == "write32":
             fn.write32(R.VTEIMS, bits)
         else:
-            how(msix.regs, R.VTEIMS // 4, R.VTEICR // 4, R.VTEICR_MASK, msix.vectors)(bits & R.VTEICR_MASK)
+            how(msix.regs, R.VTEIMS // 4, R.VTEICR // 4, R.VTEITR(0) // 4, R.VTEICR_MASK, msix.vectors)(bits)
         dev.clock.advance(later)
         states = [(m.masked, m.pending, m.fired, m.last_fire) for m in msix.vectors]
         return msix.regs.tolist(), states, sent
 
     expect = run("write32")
     assert expect[0][R.VTEIMS // 4] == ims | (bits & R.VTEICR_MASK)
-    assert run(golden.ImsEnable) == expect
+    assert run(golden.VectorWrites) == expect
     if kernels.compiled is not None:
-        assert run(kernels.compiled.ImsEnable) == expect
+        assert run(kernels.compiled.VectorWrites) == expect
 
 
-def test_ims_enable_refuses_words_or_a_mask_it_cannot_serve() -> None:
+def test_vector_writes_refuses_words_or_a_mask_it_cannot_serve() -> None:
     from sriov.errors import ConfigError
 
     words = np.zeros(8, np.uint32)
-    for ims_type in {golden.ImsEnable, kernels.impl.ImsEnable}:
+    for ims_type in {golden.VectorWrites, kernels.impl.VectorWrites}:
         with pytest.raises(ConfigError):
-            ims_type(words, 8, 0, 0x7, [object()] * 3)  # VTEIMS word outside the registers
+            ims_type(words, 8, 0, 2, 0x7, [object()] * 3)  # VTEIMS word outside the registers
         with pytest.raises(ConfigError):
-            ims_type(words, 0, 1, 0xF, [object()] * 3)  # a bit for a fourth vector
+            ims_type(words, 0, 1, 2, 0xF, [object()] * 3)  # a bit for a fourth vector
+        with pytest.raises(ConfigError):
+            ims_type(words, 0, 1, 6, 0x7, [object()] * 3)  # VTEITR(2) would be word 8
 
 
 class _NicProbe:
@@ -545,3 +547,55 @@ def test_nic_state_msix_twins_agree(vectors: list[int], mbx: int) -> None:
     assert all((kind == "other") == (v == mbx) for kind, v in calls)
     if kernels.compiled is not None:
         assert run(kernels.compiled.NicState) == (counts, calls)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 2),
+    st.integers(0, 2**32 - 1),
+    st.lists(st.tuples(st.booleans(), st.booleans(), st.integers(0, 3_000)), min_size=3, max_size=3),
+    st.integers(0, 5_000),
+    st.integers(0, 5_000),
+)
+def test_vector_writes_eitr_twins_agree_and_match_the_register_write(
+    v: int, value: int, vectors: list[tuple[bool, bool, int]], before: int, later: int
+) -> None:
+    """`VectorWrites.eitr` (compiled and golden) against a VTEITR(v) write through
+    `VfFunction.write32`: the same stored word (CNT_WDIS not kept), moderator states (interval,
+    counter reset unless CNT_WDIS) and interrupts sent."""
+    from sriov.hw import regs as R
+    from sriov.hw.clock import SimClock
+    from sriov.hw.device import Device82599
+    from sriov.hw.iommu import Iommu
+
+    def run(how) -> tuple:
+        dev = Device82599("eth0", SimClock(), Iommu(), irq_latency_ns=500)
+        dev.sriov_enable(1)
+        fn = dev.vf(0)
+        sent: list[tuple[int, int]] = []
+        for k in range(R.VF_MSIX_VECTORS):
+            fn.set_msix_handler(k, lambda vec: sent.append((vec, dev.clock.now)))
+        msix = fn.msix
+        for k, (masked, pending, interval) in enumerate(vectors):
+            m = msix.vectors[k]
+            m.set_interval_ns(interval)
+            m.masked = masked
+            if pending:
+                m.raise_cause()
+        dev.clock.advance(before)
+        if how == "write32":
+            fn.write32(R.VTEITR(v), value)
+        else:
+            how(msix.regs, R.VTEIMS // 4, R.VTEICR // 4, R.VTEITR(0) // 4, R.VTEICR_MASK, msix.vectors).eitr(
+                v, value
+            )
+        dev.clock.advance(later)
+        states = [(m.masked, m.pending, m.fired, m.last_fire, m.interval_ns) for m in msix.vectors]
+        return msix.regs.tolist(), states, sent
+
+    expect = run("write32")
+    assert expect[0][R.VTEITR(v) // 4] == value & ~R.EITR_CNT_WDIS
+    assert expect[1][v][4] == ((value & R.EITR_ITR_INT_MASK) >> 3) * 2048
+    assert run(golden.VectorWrites) == expect
+    if kernels.compiled is not None:
+        assert run(kernels.compiled.VectorWrites) == expect

@@ -7,7 +7,7 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 
 from sriov.golden.clock import EventHandle, SimClock
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
-from sriov.golden.irq import ImsEnable, QueueVector
+from sriov.golden.irq import QueueVector, VectorWrites
 from sriov.golden.napi import Inject, MsixDeliver, NapiCore, NicState, RxRingState, VfFire, written_queues
 from sriov.golden.rx import DropReason, RxKernel, RxRingCore, rx_harvest, select_pools
 from sriov.golden.tx import TxKernel, TxRingCore, tx_clean, tx_fill
@@ -15,7 +15,6 @@ from sriov.golden.tx import TxKernel, TxRingCore, tx_clean, tx_fill
 __all__ = [
     "DropReason",
     "EventHandle",
-    "ImsEnable",
     "Inject",
     "MsixDeliver",
     "NapiCore",
@@ -27,6 +26,7 @@ __all__ = [
     "SimClock",
     "TxKernel",
     "TxRingCore",
+    "VectorWrites",
     "VfFire",
     "mac_key",
     "mta_vector",

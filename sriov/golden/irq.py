@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from sriov.errors import ConfigError
+from sriov.hw import regs as R
 from sriov.hw.armed import ARMED_HELD, new_armed_table
-from sriov.hw.eitr import VectorModerator
+from sriov.hw.eitr import VectorModerator, interval_ns_from_eitr
+
+U32 = 0xFFFFFFFF
 
 
 class QueueVector(VectorModerator):
@@ -150,25 +153,31 @@ class QueueVector(VectorModerator):
         self.send()
 
 
-class ImsEnable:
-    """A write of ``bits`` to a VF's VTEIMS (``VfInterrupts.write``'s first case, and what NAPI
-    does after every poll cycle): the bits (within ``mask``) set in VTEIMS; each vector they name
-    latches its cause from VTEICR (a cause raised while masked fires on unmask) and is unmasked.
-    ``words``: the VF's register words; ``w_ims``/``w_icr``: VTEIMS/VTEICR's word indices;
-    ``vectors``: the moderators (objects with ``pending`` and ``unmask``)."""
+class VectorWrites:
+    """The two VF vector register writes NAPI makes after its poll cycles (``VfInterrupts.write``
+    uses them too): ``enable(bits)`` (VTEIMS: the bits within ``mask`` set; each vector they name
+    latches its cause from VTEICR and is unmasked) and ``eitr(v, value)`` (VTEITR(v): stored
+    without the write-only CNT_WDIS bit; the moderator gets the interval, its counter reset
+    unless CNT_WDIS). ``words``: the VF's register words; ``w_ims``/``w_icr``/``w_itr0``: word
+    indices of VTEIMS, VTEICR, VTEITR(0); ``vectors``: the moderators."""
 
-    def __init__(self, words, w_ims: int, w_icr: int, mask: int, vectors: list) -> None:
+    def __init__(self, words, w_ims: int, w_icr: int, w_itr0: int, mask: int, vectors: list) -> None:
         n = len(words)
-        if not (0 <= w_ims < n and 0 <= w_icr < n):
-            raise ConfigError(f"register words {w_ims}/{w_icr} outside the {n}-word registers")
+        if not (0 <= w_ims < n and 0 <= w_icr < n and w_itr0 >= 0 and w_itr0 + len(vectors) <= n):
+            raise ConfigError(f"register words {w_ims}/{w_icr}/{w_itr0} outside the {n}-word registers")
         if len(vectors) < 32 and mask >> len(vectors):
             raise ConfigError(f"mask {mask:#x} names vectors beyond the {len(vectors)} given")
         self.words = words
-        self.w_ims, self.w_icr = w_ims, w_icr
+        self.w_ims, self.w_icr, self.w_itr0 = w_ims, w_icr, w_itr0
         self.mask = mask
         self.vectors = vectors
 
     def __call__(self, bits: int) -> None:
+        """`enable` (a VTEIMS write of ``bits``)."""
+        self.enable(bits)
+
+    def enable(self, bits: int) -> None:
+        """A VTEIMS write of ``bits``."""
         bits &= self.mask
         words = self.words
         words[self.w_ims] = int(words[self.w_ims]) | bits
@@ -178,5 +187,12 @@ class ImsEnable:
                 m.pending = m.pending or bool(pending >> v & 1)  # a latched cause fires on unmask
                 m.unmask()
 
+    def eitr(self, v: int, value: int) -> None:
+        """A VTEITR(``v``) write of ``value``."""
+        if not 0 <= v < len(self.vectors):
+            raise ConfigError(f"vector {v} outside the {len(self.vectors)} vectors")
+        self.words[self.w_itr0 + v] = value & U32 & ~R.EITR_CNT_WDIS
+        self.vectors[v].reprogram(interval_ns_from_eitr(value), not value & R.EITR_CNT_WDIS)
 
-__all__ = ["ImsEnable", "QueueVector"]
+
+__all__ = ["QueueVector", "VectorWrites"]

@@ -36,7 +36,7 @@ from sriov import kernels
 from sriov.golden import irq as golden_irq
 from sriov.hw import regs as R
 from sriov.hw.armed import ARMED_HELD, new_armed_table
-from sriov.hw.eitr import EITR_FIELD_SHIFT, EITR_UNIT_NS, VectorModerator, interval_ns_from_eitr
+from sriov.hw.eitr import VectorModerator, interval_ns_from_eitr
 
 if TYPE_CHECKING:
     from sriov.hw.device import PciFunction
@@ -63,13 +63,12 @@ _W_VTEIMS = R.VTEIMS // WORD
 _W_VTEIAC = R.VTEIAC // WORD
 _W_VTEIAM = R.VTEIAM // WORD
 _VTEITR0 = R.VTEITR(0)
+_W_VTEITR0 = _VTEITR0 // WORD
 _VTEIMS = R.VTEIMS
 _VTEICR_MASK = R.VTEICR_MASK
-_EITR_ITR_INT_MASK = R.EITR_ITR_INT_MASK
-_EITR_CNT_WDIS = R.EITR_CNT_WDIS
 
 QueueVector = kernels.impl.QueueVector  # compiled; the plain-Python twin: sriov.golden.irq
-ImsEnable = kernels.impl.ImsEnable  # a VTEIMS write (compiled; twin: sriov.golden.irq.ImsEnable)
+VectorWrites = kernels.impl.VectorWrites  # VTEIMS / VTEITR writes (compiled; twin in sriov.golden.irq)
 
 
 class _Vectors:
@@ -145,9 +144,10 @@ class VfInterrupts(_Vectors):
                 m.send = VfFire(regs, v, fn, _W_VTEICR, _W_VTEIMS, _W_VTEIAC, _W_VTEIAM)
         # VTEIMS writes (NAPI's re-enable after every poll cycle) in one call; NAPI calls it
         # directly, as `write` does
-        ims = ImsEnable if isinstance(self.words, memoryview) else golden_irq.ImsEnable
-        self.ims_enable = ims(
-            self.words if ims is not ImsEnable else regs, _W_VTEIMS, _W_VTEICR, _VTEICR_MASK, self.vectors
+        compiled = isinstance(self.words, memoryview)  # VectorWrites takes C-contiguous uint32 words
+        writes = VectorWrites if compiled else golden_irq.VectorWrites
+        self.vector_writes = writes(
+            regs if compiled else self.words, _W_VTEIMS, _W_VTEICR, _W_VTEITR0, _VTEICR_MASK, self.vectors
         )
         self.reset()
 
@@ -243,13 +243,9 @@ class VfInterrupts(_Vectors):
         """A write to one of `REGISTERS`, with its side effects."""
         bits = value & _VTEICR_MASK
         if offset == _VTEIMS:  # NAPI's re-enable after every poll cycle: first
-            self.ims_enable(bits)
+            self.vector_writes(bits)
         elif offset >= _VTEITR0:  # VTEITR(v): adaptive ITR writes it after most poll cycles
-            v = (offset - _VTEITR0) // WORD
-            self.words[offset // WORD] = value & EITR_STORED
-            # interval_ns_from_eitr, inline
-            interval = ((value & _EITR_ITR_INT_MASK) >> EITR_FIELD_SHIFT) * EITR_UNIT_NS
-            self.vectors[v].reprogram(interval, not value & _EITR_CNT_WDIS)
+            self.vector_writes.eitr((offset - _VTEITR0) // WORD, value)
         elif offset == R.VTEICR:
             self._clear(bits)  # write-1-to-clear
         elif offset == R.VTEICS:
