@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from conftest import RxRig, eth
 
-from sriov import _fastpath
+from sriov import _fastpath, kernels
 from sriov.batch import Batch
 from sriov.hw import regs as R
 from sriov.wire import rx_conservation_errors
@@ -325,13 +325,22 @@ def numpy_peer(rounds: int = 100) -> dict:
     }
 
 
-def two_threads(rounds: int = 2000, warm: int = 50) -> dict:
-    """One port's loop in one thread, then two ports' loops in two threads (each its own port).
+def two_threads(rounds: int = 2000, warm: int = 50, stores: str = "stream") -> dict:
+    """One port's loop in one thread, then two ports' loops in two threads (each its own port),
+    with the receive kernels' store mode ``stores`` (`sriov.kernels.set_rx_stores`).
 
     Both ports are warmed first (``warm`` rounds each: the first bursts of a port bind its
     tables and fault its rings in), and the window is long (2000 rounds ~ 120 ms): in a 200-round
     window (~12 ms) the start-up of the second thread and the settling of the two threads' GIL
     hand-overs swing the ratio by +-0.3."""
+    kernels.set_rx_stores(stores)
+    try:
+        return _two_threads(rounds, warm)
+    finally:
+        kernels.set_rx_stores("stream")
+
+
+def _two_threads(rounds: int, warm: int) -> dict:
     rigs = [make_port(8) for _ in range(2)]
     bulks = [Bulk(r, frames_for(r, RING - 1)) for r in rigs]
 
@@ -366,8 +375,9 @@ def two_threads(rounds: int = 2000, warm: int = 50) -> dict:
     }
 
 
-def _process_loop(rounds: int, warm: int, start, out) -> None:
+def _process_loop(rounds: int, warm: int, stores: str, start, out) -> None:
     """One port's loop of `two_threads` in a process of its own (for `two_processes`)."""
+    kernels.set_rx_stores(stores)
     rig = make_port(8)
     b = Bulk(rig, frames_for(rig, RING - 1))
 
@@ -384,17 +394,18 @@ def _process_loop(rounds: int, warm: int, start, out) -> None:
     out.put(b.n * rounds / (time.perf_counter() - t) / 1e6)
 
 
-def two_processes(rounds: int = 2000, warm: int = 50) -> dict:
+def two_processes(rounds: int = 2000, warm: int = 50, stores: str = "stream") -> dict:
     """The machine's own ceiling for `two_threads`: the same loop in one process, then in two
-    processes at once (no GIL shared). Threads cannot scale better than this; at ~100 Mpps a core
-    the two cores' streaming stores and shared L3 are what is left."""
+    processes at once (no GIL shared). Threads cannot scale better than this. With streaming
+    stores the two cores share the memory's write bandwidth (benchmarks/store_bandwidth.c: a
+    pure streaming loop scales 1.12x from one core to two on the reference VM)."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
 
     def run(k: int) -> list[float]:
         start, out = ctx.Barrier(k), ctx.Queue()
-        procs = [ctx.Process(target=_process_loop, args=(rounds, warm, start, out)) for _ in range(k)]
+        procs = [ctx.Process(target=_process_loop, args=(rounds, warm, stores, start, out)) for _ in range(k)]
         for p in procs:
             p.start()
         rates = [out.get() for _ in procs]
@@ -520,6 +531,8 @@ if __name__ == "__main__":
         ("NumPy peer", numpy_peer),
         ("two threads, two ports", two_threads),
         ("two processes, two ports (the machine's ceiling for the row above)", two_processes),
+        ("two threads, two ports, plain stores", lambda: two_threads(stores="plain")),
+        ("two processes, two ports, plain stores", lambda: two_processes(stores="plain")),
         ("allocations", allocations),
     ):
         result = fn()

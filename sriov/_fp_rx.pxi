@@ -194,6 +194,38 @@ cdef extern from "_fp_simd.h" nogil:
     int SRIOV_HAVE_STREAM
 
 
+# How the receive kernels store frame bytes (process-wide, `set_rx_stores`): streaming stores
+# (a buffer's lines go to memory without being read first) or plain ones (they stay in the
+# caches, as DDIO puts a NIC's writes in the LLC). The bytes written are the same.
+cdef int _STORES_STREAM = 1, _STORES_PLAIN = 2
+cdef int _rx_stores = _STORES_STREAM
+_STORE_MODES = {"stream": _STORES_STREAM, "plain": _STORES_PLAIN}
+
+
+def set_rx_stores(mode):
+    """How the receive kernels write frames into guest memory, process-wide: ``"stream"`` (the
+    default: non-temporal stores wherever a buffer's lines allow) or ``"plain"``. Only the store
+    instructions differ: every byte, descriptor and counter is the same. Streaming skips reading
+    a buffer's lines before writing them and is the faster on one core and, on the reference
+    machine, for two cores together too; plain stores leave the frames in the caches (as DDIO
+    does), for a consumer that reads them at once, and scale better across cores
+    (benchmarks/RESULTS.md, "Two ports on two cores")."""
+    global _rx_stores
+    if mode not in _STORE_MODES:
+        raise _ConfigError(f"store mode must be one of {sorted(_STORE_MODES)}, got {mode!r}")
+    _rx_stores = _STORE_MODES[mode]
+
+
+def rx_stores():
+    """The receive kernels' store mode (`set_rx_stores`)."""
+    return next(k for k, v in _STORE_MODES.items() if v == _rx_stores)
+
+
+cdef inline bint _stream_now() noexcept nogil:
+    """Stream this block's frames? (`set_rx_stores`)"""
+    return _rx_stores == _STORES_STREAM
+
+
 cdef inline uint64_t _ld64le(const uint8_t* p) noexcept nogil:
     return sriov_ld64le(p)
 
@@ -262,12 +294,14 @@ cdef inline void _stream(uint8_t* dst, const uint8_t* f, uint32_t flen, bint str
         _emit(dst, f, flen, o, n)
 
 
-cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n) noexcept nogil:
+cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n,
+                          bint stream) noexcept nogil:
     """`_stream` of bytes [0, n) into a receive buffer: into a 64-byte aligned buffer the frame goes
     out as streaming stores down to its last 4-byte piece, the end of a line included (nobody reads
     the buffer before the driver: no read-for-ownership of its lines), the rest as plain stores.
-    The same bytes either way; `sriov_store_fence` ends the batch."""
-    if (SRIOV_HAVE_STREAM and not strip and n >= 48 and flen >= n and (<uintptr_t>dst & 63) == 0
+    The same bytes either way; `sriov_store_fence` ends the batch. ``stream``: the kernel's
+    store mode for this block (`_stream_now`); plain stores all through when false."""
+    if (SRIOV_HAVE_STREAM and stream and not strip and n >= 48 and flen >= n and (<uintptr_t>dst & 63) == 0
             and (dst >= f + n or f >= dst + n)):
         if n == 64:
             sriov_stream_copy64(dst, f)
@@ -277,10 +311,11 @@ cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint st
     _stream(dst, f, flen, strip, 0, n)
 
 
-cdef void _deliver_any(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n) noexcept nogil:
+cdef void _deliver_any(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n,
+                       bint stream) noexcept nogil:
     """`_deliver` out of line (the fast pass's frames other than one streamed line: its loop
     stays small)."""
-    _deliver(dst, f, flen, strip, n)
+    _deliver(dst, f, flen, strip, n, stream)
 
 
 cdef inline int _xlate(const QState* qs, uint64_t iova, uint32_t span, uint8_t** out) noexcept nogil:
@@ -373,7 +408,7 @@ cdef inline bint _in_window(const QState* qs, uint64_t addr, uint32_t n) noexcep
 
 
 cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
-                           uint32_t tci, uint32_t* written) noexcept nogil:
+                           uint32_t tci, uint32_t* written, bint stream) noexcept nogil:
     """The common delivery, small enough to inline: a ready queue whose ring is mapped, one
     descriptor, a buffer inside one page that translates. -1 when any of that does not hold (then
     `RxKernel._copy` decides, faults and drops included); 0 (DELIVERED) when done."""
@@ -395,7 +430,7 @@ cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t
     if not _in_window(qs, addr, dlen) and (_find_window(qs, addr) != 0 or not _in_window(qs, addr, dlen)):
         return -1
     p = qs.win_host + (addr - qs.win_lo)
-    _deliver(p, f, flen, strip, dlen)
+    _deliver(p, f, flen, strip, dlen, stream)
     status = _STAT_DD | _STAT_EOP
     if tagged:
         status |= _STAT_VP
@@ -439,6 +474,7 @@ cdef class RxKernel:
     cdef int64_t[::1] _armed
     cdef int64_t arm_wait           # after a call: 0 = a written queue is not armed; else armed until
     cdef readonly bint notify
+    cdef bint stream  # this block's store mode (`_stream_now`), for the per-frame paths
     cdef L2Tables t
     cdef uint32_t[::1] _regs
     cdef uint64_t[::1] _port
@@ -759,7 +795,7 @@ cdef class RxKernel:
                 if kind:
                     self._fault(qs.domain, addr, kind)
                     return DMA_FAULT
-                _deliver(p, f, flen, strip, dlen)
+                _deliver(p, f, flen, strip, dlen, self.stream)
                 status = _STAT_DD | _STAT_EOP
                 k = 0
                 if tagged:
@@ -899,7 +935,7 @@ cdef class RxKernel:
             qs = &self.qs[pool]
             if qs.state == _Q_UNLOADED:
                 self._queue(pool)
-            r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)
+            r = _copy_fast(qs, f, flen, plen, tagged, tci, &written, self.stream)
             if r < 0:
                 r = self._copy(qs, f, flen, plen, tagged, tci, &written)
             if r == DELIVERED:
@@ -956,7 +992,7 @@ cdef class RxKernel:
         cdef QState* qbase = &self.qs[0]
         cdef FlowSlot* flow = &self.flow[0]
         cdef FlowSlot* fs
-        cdef bint keyok
+        cdef bint keyok, stream
         cdef int64_t wait, until
         # pass 1's answers per frame of the block: its one pool (or _FLOW_SLOW), the frame, its
         # captured length, and the write-back's tag bits (VP | TCI << 48, 0 untagged)
@@ -985,6 +1021,7 @@ cdef class RxKernel:
         # as `_general` for each of them (tests/test_rx_fastpaths.py mixes both in blocks).
         i = 0
         while i < n:
+            stream = self.stream = _stream_now()
             m = n - i
             if m > self.nblock:
                 m = self.nblock
@@ -1036,11 +1073,11 @@ cdef class RxKernel:
                             f = cf[j]
                             # a frame of 48-64 captured bytes, unstripped, into a line of its
                             # own: streamed here (what _deliver does); anything else: _deliver
-                            if (SRIOV_HAVE_STREAM and not strip and dlen <= 64 and flen >= dlen and dlen >= 48
+                            if (SRIOV_HAVE_STREAM and stream and not strip and dlen <= 64 and flen >= dlen and dlen >= 48
                                     and (<uintptr_t>p & 63) == 0 and (p >= f + dlen or f >= p + dlen)):
                                 sriov_stream_copy_line(p, f, dlen)
                             else:
-                                _deliver_any(p, f, flen, strip, dlen)
+                                _deliver_any(p, f, flen, strip, dlen, stream)
                             sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))
                             qs.head += 1
                             if qs.head == qs.count:

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__SSE2__) && !defined(SRIOV_NO_STREAM)
+#if defined(__SSE2__)
 #include <emmintrin.h>
 #define SRIOV_HAVE_STREAM 1
 #else

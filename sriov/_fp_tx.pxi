@@ -650,7 +650,7 @@ cdef class TxKernel:
                 qs = &self.rx.qs[p]
                 if qs.state == _Q_UNLOADED:
                     self.rx._queue(p)
-                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written)  # the receive path's own
+                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written, _stream_now())  # the receive path's own
                 if r < 0:
                     r = self.rx._copy(qs, f, flen, plen, tagged, tci, &written)
             else:

@@ -28,4 +28,20 @@ try:
 except ImportError:  # pragma: no cover - only without a build
     compiled = None
 
-__all__ = ["IMPLEMENTATION", "compiled", "golden", "impl"]
+
+def set_rx_stores(mode: str) -> None:
+    """How the receive kernels write frame bytes, process-wide: ``"stream"`` (default:
+    non-temporal stores) or ``"plain"`` (the frames stay in the caches). Every byte, descriptor
+    and counter is the same in both; only speed differs (benchmarks/RESULTS.md, "Two ports on
+    two cores")."""
+    impl.set_rx_stores(mode)
+    if compiled is not None and impl is not compiled:
+        compiled.set_rx_stores(mode)
+
+
+def rx_stores() -> str:
+    """The receive kernels' store mode (`set_rx_stores`)."""
+    return str(impl.rx_stores())
+
+
+__all__ = ["IMPLEMENTATION", "compiled", "golden", "impl", "rx_stores", "set_rx_stores"]

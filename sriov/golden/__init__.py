@@ -9,7 +9,15 @@ from sriov.golden.clock import EventHandle, SimClock
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
 from sriov.golden.irq import QueueVector, VectorWrites
 from sriov.golden.napi import Inject, MsixDeliver, NapiCore, NicState, RxRingState, VfFire, written_queues
-from sriov.golden.rx import DropReason, RxKernel, RxRingCore, rx_harvest, select_pools
+from sriov.golden.rx import (
+    DropReason,
+    RxKernel,
+    RxRingCore,
+    rx_harvest,
+    rx_stores,
+    select_pools,
+    set_rx_stores,
+)
 from sriov.golden.tx import TxKernel, TxRingCore, tx_clean, tx_fill
 
 __all__ = [
@@ -34,7 +42,9 @@ __all__ = [
     "rar_lookup",
     "rar_pools",
     "rx_harvest",
+    "rx_stores",
     "select_pools",
+    "set_rx_stores",
     "tx_clean",
     "tx_fill",
     "written_queues",

@@ -88,6 +88,25 @@ _POOL_DROP_COUNTERS = {
 }
 
 
+_STORE_MODES = ("stream", "plain")
+_rx_stores = "stream"
+
+
+def set_rx_stores(mode: str) -> None:
+    """The compiled kernels' store mode (streaming or plain stores of frame bytes; see
+    ``sriov._fastpath.set_rx_stores``). Plain Python has one way to write bytes: the mode is
+    checked and kept, and changes nothing here, as it changes no byte there."""
+    global _rx_stores
+    if mode not in _STORE_MODES:
+        raise ConfigError(f"store mode must be one of {sorted(_STORE_MODES)}, got {mode!r}")
+    _rx_stores = mode
+
+
+def rx_stores() -> str:
+    """The store mode `set_rx_stores` set."""
+    return _rx_stores
+
+
 def _bit(table: np.ndarray, index: int) -> bool:
     """Bit ``index`` of a bit table stored as 32-bit registers (MTA, UTA, VFTA)."""
     return bool(int(table[index >> 5]) >> (index & 31) & 1)
