@@ -263,3 +263,20 @@ class VectorWrites:
 
 def set_rx_stores(mode: str) -> None: ...
 def rx_stores() -> str: ...
+
+class VfRxRaise:
+    """A receive completion on one of a VF's queues: VTEICR bit and the moderator's raise_rx."""
+
+    def __init__(
+        self,
+        words: npt.NDArray[np.uint32],
+        w_icr: int,
+        route: list[int],
+        vectors: list[Any],
+        owner: object,
+    ) -> None: ...
+    def __call__(self, vf_queue: int, pf_queue: int) -> None: ...
+
+def raise_rx_queues(
+    queues: list[int], qpp: int, raisers: list[Any], pf_raise_rx: Callable[[int], object]
+) -> None: ...

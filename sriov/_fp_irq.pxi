@@ -292,3 +292,65 @@ cdef class VectorWrites:
 from sriov.hw import eitr as _eitr_mod
 if (_eitr_mod.EITR_UNIT_NS, _eitr_mod.EITR_FIELD_SHIFT) != (_VW_UNIT_NS, _VW_SHIFT):
     raise ImportError("sriov._fastpath: the EITR unit or field shift changed; update _fp_irq.pxi")
+
+
+@cython.final
+cdef class VfRxRaise:
+    """A receive completion on one of a VF's queues (``VfInterrupts.raise_rx``): the cause bit of
+    the vector its VTIVAR entry routes the queue to is set in VTEICR and that vector's moderator
+    raises it and records PF queue ``pf_queue`` as armed when it now holds the cause; a queue with
+    no valid route counts in ``owner.unrouted``. ``words``: the VF's register words; ``w_icr``:
+    VTEICR's word; ``route``: VF queue -> vector or -1 (the list the owner keeps decoded from the
+    VTIVAR writes; updated in place); ``vectors``: the moderators. Twin:
+    ``sriov.golden.irq.VfRxRaise``."""
+
+    cdef uint32_t[::1] words
+    cdef Py_ssize_t w_icr
+    cdef list route, vectors
+    cdef object owner
+
+    def __init__(self, uint32_t[::1] words not None, Py_ssize_t w_icr, list route not None,
+                 list vectors not None, owner):
+        if not 0 <= w_icr < words.shape[0]:
+            raise _ConfigError(f"register word {w_icr} outside the {words.shape[0]}-word registers")
+        self.words = words
+        self.w_icr = w_icr
+        self.route = route
+        self.vectors = vectors
+        self.owner = owner
+
+    def __call__(self, Py_ssize_t vf_queue, pf_queue):
+        self.raise_rx(vf_queue, pf_queue)
+
+    cdef raise_rx(self, Py_ssize_t vf_queue, pf_queue):
+        cdef Py_ssize_t v = self.route[vf_queue]
+        if v < 0 or v >= len(self.vectors):
+            self.owner.unrouted += 1
+            return
+        self.words[self.w_icr] |= 1u << v
+        m = self.vectors[v]
+        if type(m) is QueueVector:
+            (<QueueVector>m).raise_rx(pf_queue)
+        else:
+            m.raise_rx(pf_queue)
+
+
+def raise_rx_queues(list queues not None, Py_ssize_t qpp, list raisers not None, pf_raise_rx):
+    """The receive hook's per-queue work (``Device82599._raise_rx`` for receive completions): PF
+    queue ``q`` belongs to pool ``q // qpp``; a VF's pool raises through that VF's `VfRxRaise`
+    (``raisers[pool]``: VF queue ``q - pool * qpp``), any other queue through ``pf_raise_rx(q)``.
+    Twin: ``sriov.golden.irq.raise_rx_queues``."""
+    cdef Py_ssize_t nvfs = len(raisers), q, pool
+    if qpp < 1:
+        raise _ConfigError(f"queues per pool must be >= 1, got {qpp}")
+    for item in queues:
+        q = item
+        pool = q // qpp
+        if 0 <= pool < nvfs:
+            r = raisers[pool]
+            if type(r) is VfRxRaise:
+                (<VfRxRaise>r).raise_rx(q - pool * qpp, item)
+            else:
+                r(q - pool * qpp, item)
+        else:
+            pf_raise_rx(item)

@@ -599,3 +599,79 @@ def test_vector_writes_eitr_twins_agree_and_match_the_register_write(
     assert run(golden.VectorWrites) == expect
     if kernels.compiled is not None:
         assert run(kernels.compiled.VectorWrites) == expect
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.one_of(  # entries that route (ALLOC_VAL, vectors 0-3), and anything at all
+                st.lists(st.sampled_from([0x80, 0x81, 0x82, 0x83, 0x00, 0x7F]), min_size=4, max_size=4).map(
+                    lambda e: e[0] | e[1] << 8 | e[2] << 16 | e[3] << 24
+                ),
+                st.integers(0, 2**32 - 1),
+            ),
+        ),
+        max_size=6,
+    ),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 3_000)), min_size=3, max_size=3),
+    st.lists(st.one_of(st.integers(0, 9), st.integers(0, 127)), max_size=20),
+    st.integers(0, 5_000),
+)
+def test_the_receive_hook_twins_agree(
+    vfs: int, ivars: list[tuple[int, int]], vectors: list[tuple[bool, int]], queues: list[int], later: int
+) -> None:
+    """`raise_rx_queues` with `VfRxRaise` (compiled and golden) on a real device: VTIVAR writes
+    of any value (valid routes, invalid ones, vectors that do not exist), vectors masked or not
+    with any interval, any PF queues (a VF's pools and the PF's): the same VTEICR words, vector
+    states, armed tables, unrouted counts and interrupts sent as the golden twins give."""
+    from sriov.hw import regs as R
+    from sriov.hw.clock import SimClock
+    from sriov.hw.device import Device82599
+    from sriov.hw.iommu import Iommu
+
+    def run(impl) -> tuple:
+        dev = Device82599("eth0", SimClock(), Iommu(), irq_latency_ns=500)
+        dev.sriov_enable(vfs)
+        sent: list[tuple[int, int, int]] = []
+        for fn in dev.vfs:
+            for k in range(R.VF_MSIX_VECTORS):
+                fn.set_msix_handler(k, lambda vec, i=fn.index: sent.append((i, vec, dev.clock.now)))
+            for x, value in ivars:
+                fn.write32(R.VTIVAR(x), value)
+            for k, (masked, interval) in enumerate(vectors):
+                fn.msix.vectors[k].set_interval_ns(interval)
+                fn.msix.vectors[k].masked = masked
+        raisers = [
+            impl.VfRxRaise(fn.msix.regs, R.VTEICR // 4, fn.msix._rx_route, fn.msix.vectors, fn.msix)
+            for fn in dev.vfs
+        ]
+        pf_raised: list[int] = []
+        dev.clock.advance(10_000)
+        impl.raise_rx_queues(sorted(set(queues)), 2, raisers, pf_raised.append)
+        armed = dev.rx_armed.tolist()
+        dev.clock.advance(later)
+        state = [
+            (
+                int(fn.msix.regs[R.VTEICR // 4]),
+                fn.msix.unrouted,
+                [(m.masked, m.pending, m.fired, m.last_fire, list(m.armed)) for m in fn.msix.vectors],
+            )
+            for fn in dev.vfs
+        ]
+        return state, armed, pf_raised, sent
+
+    expect = run(golden)
+    assert expect[2] == [q for q in sorted(set(queues)) if q // 2 >= vfs]
+    if kernels.compiled is not None:
+        assert run(kernels.compiled) == expect
+
+
+def test_raise_rx_queues_refuses_no_queues_per_pool() -> None:
+    from sriov.errors import ConfigError
+
+    for impl in {golden, kernels.impl}:
+        with pytest.raises(ConfigError):
+            impl.raise_rx_queues([0], 0, [], lambda q: None)

@@ -7,7 +7,7 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 
 from sriov.golden.clock import EventHandle, SimClock
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
-from sriov.golden.irq import QueueVector, VectorWrites
+from sriov.golden.irq import QueueVector, VectorWrites, VfRxRaise, raise_rx_queues
 from sriov.golden.napi import Inject, MsixDeliver, NapiCore, NicState, RxRingState, VfFire, written_queues
 from sriov.golden.rx import (
     DropReason,
@@ -36,9 +36,11 @@ __all__ = [
     "TxRingCore",
     "VectorWrites",
     "VfFire",
+    "VfRxRaise",
     "mac_key",
     "mta_vector",
     "mta_vectors",
+    "raise_rx_queues",
     "rar_lookup",
     "rar_pools",
     "rx_harvest",

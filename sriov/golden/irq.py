@@ -195,4 +195,42 @@ class VectorWrites:
         self.vectors[v].reprogram(interval_ns_from_eitr(value), not value & R.EITR_CNT_WDIS)
 
 
-__all__ = ["QueueVector", "VectorWrites"]
+class VfRxRaise:
+    """A receive completion on one of a VF's queues (``VfInterrupts.raise_rx``): the cause bit of
+    the vector its VTIVAR entry routes the queue to is set in VTEICR and that vector's moderator
+    raises it and records PF queue ``pf_queue`` as armed when it now holds the cause; a queue with
+    no valid route counts in ``owner.unrouted``. ``route``: VF queue -> vector or -1."""
+
+    def __init__(self, words, w_icr: int, route: list, vectors: list, owner) -> None:
+        if not 0 <= w_icr < len(words):
+            raise ConfigError(f"register word {w_icr} outside the {len(words)}-word registers")
+        self.words = words
+        self.w_icr = w_icr
+        self.route = route
+        self.vectors = vectors
+        self.owner = owner
+
+    def __call__(self, vf_queue: int, pf_queue: int) -> None:
+        v = self.route[vf_queue]
+        if not 0 <= v < len(self.vectors):
+            self.owner.unrouted += 1
+            return
+        self.words[self.w_icr] = int(self.words[self.w_icr]) | 1 << v
+        self.vectors[v].raise_rx(pf_queue)  # raise_cause + arm: firing (may clear it) holds nothing
+
+
+def raise_rx_queues(queues: list, qpp: int, raisers: list, pf_raise_rx) -> None:
+    """The receive hook's per-queue work: PF queue ``q`` belongs to pool ``q // qpp``; a VF's
+    pool raises through ``raisers[pool]`` (VF queue ``q - pool * qpp``), any other queue through
+    ``pf_raise_rx(q)``."""
+    if qpp < 1:
+        raise ConfigError(f"queues per pool must be >= 1, got {qpp}")
+    for q in queues:
+        pool = q // qpp
+        if 0 <= pool < len(raisers):
+            raisers[pool](q - pool * qpp, q)
+        else:
+            pf_raise_rx(q)
+
+
+__all__ = ["QueueVector", "VectorWrites", "VfRxRaise", "raise_rx_queues"]

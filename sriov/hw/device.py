@@ -52,6 +52,7 @@ MsixHandler = Callable[[int], None]
 
 
 _written_queues = _kernels.written_queues
+_raise_rx_queues = _kernels.raise_rx_queues
 MsixDeliver = _kernels.MsixDeliver  # the MSI-X delivery event (module-level: tests swap twins)
 _VF_IRQ_REGISTERS = VfInterrupts.REGISTERS
 _W_GCR_EXT = R.GCR_EXT // WORD
@@ -234,6 +235,7 @@ class Device82599:
         self.tx_armed = new_armed_table()  # the same for transmit completions (`tx_queues_completed`)
         self.pf = PfFunction(self, f"{name}/pf", pf_rid)
         self.vfs: list[VfFunction] = []
+        self._vf_rx_raise: list = []  # vfs[i].msix.rx_raise: the receive hook's per-VF path
         self._vf_pool: list[VfFunction] = []  # functions survive disable/enable, like PCI devices
         self._build_pf_map()
         self.power_on_reset()
@@ -275,6 +277,7 @@ class Device82599:
         while len(self._vf_pool) < num_vfs:
             self._vf_pool.append(VfFunction(self, len(self._vf_pool)))
         self.vfs = self._vf_pool[:num_vfs]
+        self._vf_rx_raise = [vf.msix.rx_raise for vf in self.vfs]
         for vf in self.vfs:
             self.vf_regs[vf.index] = 0
             self._vf_reset_registers(vf.index)
@@ -284,6 +287,7 @@ class Device82599:
         for vf in self.vfs:
             self._vf_reset_registers(vf.index)
         self.vfs = []
+        self._vf_rx_raise = []
 
     def vf(self, index: int) -> VfFunction:
         """VF function ``index`` (must be enabled)."""
@@ -532,20 +536,7 @@ class Device82599:
                 else:
                     self.pf.msix.raise_tx(q)
             return
-        for q in queues:
-            pool = q // qpp
-            if pool < nvfs:
-                # VfInterrupts.raise_rx, inline (once per queue and burst): the cause bit of the
-                # queue's VTIVAR vector in VTEICR, then its moderator's raise_cause + arm
-                msix = vfs[pool].msix
-                v = msix._rx_route[q - pool * qpp]
-                if v < 0:
-                    msix.unrouted += 1
-                    continue
-                msix.words[_W_VTEICR] |= 1 << v
-                msix.vectors[v].raise_rx(q)
-            else:
-                self.pf.msix.raise_rx(q)
+        _raise_rx_queues(queues, qpp, self._vf_rx_raise, self.pf.msix.raise_rx)
 
     def _write_tdt(self, queue: int, value: int) -> None:
         self._store(R.TDT(queue), value)

@@ -69,6 +69,7 @@ _VTEICR_MASK = R.VTEICR_MASK
 
 QueueVector = kernels.impl.QueueVector  # compiled; the plain-Python twin: sriov.golden.irq
 VectorWrites = kernels.impl.VectorWrites  # VTEIMS / VTEITR writes (compiled; twin in sriov.golden.irq)
+VfRxRaise = kernels.impl.VfRxRaise  # a VF receive completion's cause (compiled; twin in sriov.golden.irq)
 
 
 class _Vectors:
@@ -149,13 +150,19 @@ class VfInterrupts(_Vectors):
         self.vector_writes = writes(
             regs if compiled else self.words, _W_VTEIMS, _W_VTEICR, _W_VTEITR0, _VTEICR_MASK, self.vectors
         )
+        # the receive hook's path (the device calls it for every queue a burst wrote to); it reads
+        # _rx_route, which reset and the VTIVAR writes update in place
+        self._rx_route = [-1] * self.num_queues
+        raiser = VfRxRaise if compiled else golden_irq.VfRxRaise
+        words = regs if compiled else self.words
+        self.rx_raise = raiser(words, _W_VTEICR, self._rx_route, self.vectors, self)
         self.reset()
 
     def reset(self) -> None:
         """After the device zeroed the VF's registers: every vector masked, idle."""
         for m in self.vectors:
             m.reset()
-        self._rx_route = [-1] * self.num_queues
+        self._rx_route[:] = [-1] * self.num_queues  # in place: rx_raise reads this list
 
     # -- causes -----------------------------------------------------------------------------
     def raise_causes(self, causes: int) -> None:
@@ -181,13 +188,7 @@ class VfInterrupts(_Vectors):
     def raise_rx(self, vf_queue: int, pf_queue: int) -> None:
         """`raise_queue` for a receive completion, then record PF queue ``pf_queue`` as armed when
         the vector now holds the cause (the datapath's hook path)."""
-        v = self._rx_route[vf_queue]
-        if v < 0:
-            self.unrouted += 1
-            return
-        words = self.words
-        words[_W_VTEICR] |= 1 << v
-        self.vectors[v].raise_rx(pf_queue)  # raise_cause + arm: firing (may clear it) holds nothing
+        self.rx_raise(vf_queue, pf_queue)
 
     def raise_tx(self, vf_queue: int, pf_queue: int) -> None:
         """`raise_queue` for a transmit completion, then record PF queue ``pf_queue`` as TX-armed
