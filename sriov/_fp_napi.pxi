@@ -242,6 +242,11 @@ cdef class NapiCore:
     cdef public int64_t adaptive_usecs  # the rx-usecs value that means adaptive ITR (set by the subclass)
     cdef public object itr_state  # adaptive ITR: this vector's coalesce.ItrState
     cdef public dict _itr_memo  # (itr, rx_range, tx_range, bytes, packets) -> (next state, VTEITR value)
+    # the last two answers of _update_itr by (state object, bytes, packets): the adaptive rule
+    # alternates between a few states under a steady load, so this skips the memo's tuple key
+    cdef object _last_state0, _last_answer0, _last_state1, _last_answer1
+    cdef int64_t _last_bytes0, _last_packets0, _last_bytes1, _last_packets1
+    cdef bint _last_slot
     cdef object _config, _end_cb
     cdef Py_ssize_t _budget
     cdef int64_t _overhead, _per_frame
@@ -404,11 +409,26 @@ cdef class NapiCore:
         """``ixgbevf_set_itr`` from what this vector's ring moved since the last update: the next
         adaptive state (``_itr_answer``, remembered in ``_itr_memo``: the rule is a pure function
         of the state and the load); VTEITR written when the ITR changes."""
+        cdef int64_t nbytes = self._cycle_bytes, packets = self._cycle_packets
         state = self.itr_state
-        key = (state.itr, state.rx_range, state.tx_range, self._cycle_bytes, self._cycle_packets)
-        answer = self._itr_memo.get(key)
-        if answer is None:
-            answer = self._itr_answer(key)
+        # the same state object and load as one of the last two updates (the objects are held,
+        # so their identity stays theirs)
+        if self._last_state0 is state and self._last_bytes0 == nbytes and self._last_packets0 == packets:
+            answer = self._last_answer0
+        elif self._last_state1 is state and self._last_bytes1 == nbytes and self._last_packets1 == packets:
+            answer = self._last_answer1
+        else:
+            key = (state.itr, state.rx_range, state.tx_range, nbytes, packets)
+            answer = self._itr_memo.get(key)
+            if answer is None:
+                answer = self._itr_answer(key)
+            if self._last_slot:
+                self._last_state1, self._last_answer1 = state, answer
+                self._last_bytes1, self._last_packets1 = nbytes, packets
+            else:
+                self._last_state0, self._last_answer0 = state, answer
+                self._last_bytes0, self._last_packets0 = nbytes, packets
+            self._last_slot = not self._last_slot
         new, eitr = answer
         self._cycle_bytes = 0
         self._cycle_packets = 0

@@ -348,6 +348,84 @@ def test_adaptive_itr_memo_key_covers_the_whole_state() -> None:
     assert fresh[1] and all(o == R.VTEITR(1) for o, _ in fresh[1])
 
 
+_ITR_LOADS = [
+    (0, 0),
+    (64 * 511, 511),
+    (60 * 64, 64),
+    (200_000, 0),  # the same bytes as below, no packets (the rule then keeps its range)
+    (1500 * 64, 64),
+    (10, 1),
+    (200_000, 150),
+    (60 * 447, 447),
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_ITR_LOADS), max_size=40), st.booleans())
+def test_adaptive_itr_updates_agree_with_the_golden_twin(loads: list[tuple[int, int]], clear: bool) -> None:
+    """`_update_itr` (compiled: the last two answers by state object and load, then the memo;
+    golden: the memo) over any sequence of loads, the memo kept or cleared between updates: the
+    same states and the same VTEITR writes."""
+    from sriov.drivers import coalesce
+
+    def run(base: type) -> list:
+        writes: list[tuple[int, int]] = []
+        nic = type(
+            "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
+        )()
+
+        class Core(base):  # type: ignore[misc, valid-type]
+            _itr_answer = napi_mod.Napi._itr_answer
+
+        n = Core()
+        n.itr_state, n.vector, n.nic, n._itr_memo = coalesce.ItrState(), 1, nic, napi_mod._ITR_MEMO
+        out = []
+        for nbytes, packets in loads:
+            if clear:
+                napi_mod._ITR_MEMO.clear()
+            n._cycle_bytes, n._cycle_packets = nbytes, packets
+            n._update_itr()
+            out.append(n.itr_state)
+            assert (n._cycle_bytes, n._cycle_packets) == (0, 0)
+        return [out, writes]
+
+    expect = run(golden.NapiCore)
+    if kernels.compiled is not None:
+        assert run(kernels.compiled.NapiCore) == expect
+
+
+def test_adaptive_itr_answers_are_keyed_by_the_whole_load() -> None:
+    """The compiled `_update_itr` remembers its last answers by (state object, bytes, packets):
+    the same state object again with the same bytes but other packets, or other bytes, gets the
+    rule's answer for that load, not the remembered one."""
+    from sriov.drivers import coalesce
+
+    def run(base: type) -> list:
+        writes: list[tuple[int, int]] = []
+        nic = type(
+            "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
+        )()
+
+        class Core(base):  # type: ignore[misc, valid-type]
+            _itr_answer = napi_mod.Napi._itr_answer
+
+        n = Core()
+        n.vector, n.nic, n._itr_memo = 1, nic, napi_mod._ITR_MEMO
+        start = coalesce.ItrState(itr=142, rx_range=0, tx_range=0)
+        out = []
+        for nbytes, packets in [(200_000, 150), (200_000, 0), (200_000, 150), (10, 1), (200_000, 0)] * 2:
+            n.itr_state = start  # the same object every time
+            n._cycle_bytes, n._cycle_packets = nbytes, packets
+            n._update_itr()
+            out.append(n.itr_state)
+        return [out, writes]
+
+    expect = run(golden.NapiCore)
+    assert expect[0][0] != expect[0][1]  # the rule tells these loads apart
+    if kernels.compiled is not None:
+        assert run(kernels.compiled.NapiCore) == expect
+
+
 # -- QueueVector: the compiled moderator and its golden twin --------------------------------------------
 _QV_OPS = st.lists(
     st.tuples(
