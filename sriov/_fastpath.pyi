@@ -1,7 +1,7 @@
 """Type stub of the compiled datapath ``sriov._fastpath`` (twins in ``sriov.golden``)."""
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -280,3 +280,4 @@ class VfRxRaise:
 def raise_rx_queues(
     queues: list[int], qpp: int, raisers: list[Any], pf_raise_rx: Callable[[int], object]
 ) -> None: ...
+def discard_rings(rings: Iterable[Any], budget: int | None = None) -> int: ...

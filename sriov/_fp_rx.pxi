@@ -189,6 +189,7 @@ cdef extern from "_fp_simd.h" nogil:
     void sriov_stream_copy64(uint8_t* dst, const uint8_t* src)
     void sriov_stream_copy(uint8_t* dst, const uint8_t* src, uint32_t n)
     void sriov_stream_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
+    void sriov_plain_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
     uint32_t sriov_ld16be(const uint8_t* p)
     void sriov_store_fence()
     int SRIOV_HAVE_STREAM
@@ -1071,11 +1072,17 @@ cdef class RxKernel:
                                     continue
                             p = qs.win_host + off
                             f = cf[j]
-                            # a frame of 48-64 captured bytes, unstripped, into a line of its
-                            # own: streamed here (what _deliver does); anything else: _deliver
-                            if (SRIOV_HAVE_STREAM and stream and not strip and dlen <= 64 and flen >= dlen and dlen >= 48
-                                    and (<uintptr_t>p & 63) == 0 and (p >= f + dlen or f >= p + dlen)):
-                                sriov_stream_copy_line(p, f, dlen)
+                            # a frame of 48-64 captured bytes, unstripped: into a line of its
+                            # own streamed (what _deliver does), or with plain 16-byte stores in
+                            # the plain store mode; anything else: _deliver
+                            if (not strip and dlen <= 64 and flen >= dlen and dlen >= 48
+                                    and (p >= f + dlen or f >= p + dlen)):
+                                if SRIOV_HAVE_STREAM and stream and (<uintptr_t>p & 63) == 0:
+                                    sriov_stream_copy_line(p, f, dlen)
+                                elif not stream:
+                                    sriov_plain_copy_line(p, f, dlen)
+                                else:
+                                    _deliver_any(p, f, flen, strip, dlen, stream)
                             else:
                                 _deliver_any(p, f, flen, strip, dlen, stream)
                             sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))

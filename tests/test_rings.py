@@ -214,3 +214,67 @@ def test_discard_refuses_a_bad_budget_and_changes_nothing(impl) -> None:
             ring.discard(bad)
     assert (ring._ntu, ring._ntc, ring.frames) == before[:3] and np.array_equal(ring._words, before[3])
     assert ring.discard() == 3
+
+
+MACS3 = ["02:00:00:00:00:a0", "02:00:00:00:00:a1", "02:00:00:00:00:a2"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.lists(st.integers(0, 2), max_size=20),  # which VF each offered frame is for
+            st.integers(60, 5000),  # frame length: long ones span buffers, some wrap the ring
+            st.lists(st.integers(0, 2), min_size=0, max_size=5),  # the rings handed over, in order
+            st.one_of(st.none(), st.integers(0, 20)),
+            st.booleans(),  # a poll of VF 0 instead (mixed in)
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+def test_discard_rings_agrees_with_one_discard_after_another(steps) -> None:
+    """`discard_rings` (compiled: the ring work of all rings in one GIL release) against the
+    golden twin (each ring's own discard in turn), rings repeated and mixed with polls: the same
+    totals, descriptors, ring registers, driver indices and pool counters."""
+    import conftest
+
+    rigs = []
+    for base in (_fastpath.RxRingState, golden.RxRingState):
+        with mock.patch.object(conftest, "RxRing", _on_base(base)):
+            rig = RxRig(_fastpath, num_vfs=3, ring=16, buffer_size=1024)
+        for vf in range(3):
+            rig.set_mac(vf, MACS3[vf])
+        rigs.append(rig)
+    discard = (_fastpath.discard_rings, golden.discard_rings)
+    for vfs, length, order, budget, poll in steps:
+        answers = []
+        for rig, fn in zip(rigs, discard, strict=True):
+            if vfs:
+                rig.receive([eth(MACS3[vf], length) for vf in vfs])
+            if poll:
+                answers.append(rig.rings[0].poll(8).to_list())
+            answers.append(fn([rig.rings[k] for k in order], budget))
+        assert answers[: len(answers) // 2] == answers[len(answers) // 2 :]
+        for vf in range(3):
+            a, b = (rig.rings[vf] for rig in rigs)
+            assert (a._ntu, a._ntc, a.frames, a.last_bytes) == (b._ntu, b._ntc, b.frames, b.last_bytes)
+            assert np.array_equal(a._words, b._words)
+            q = rigs[0].dev.vf_queue(vf, 0)
+            for reg in (R.RDH(q), R.RDT(q)):
+                assert rigs[0].dev.pf.read32(reg) == rigs[1].dev.pf.read32(reg)
+        assert np.array_equal(rigs[0].dev.state.pool_counters, rigs[1].dev.state.pool_counters)
+
+
+def test_discard_rings_refuses_bad_arguments_and_changes_nothing(impl) -> None:
+    rig = RxRig(impl, num_vfs=2, ring=8)
+    for vf in range(2):
+        rig.set_mac(vf, MACS3[vf])
+    rig.receive([eth(MACS3[0]), eth(MACS3[1])] * 3)
+    before = [(r._ntu, r._ntc, r.frames, r._words.copy()) for r in rig.rings]
+    for rings, budget in ((rig.rings, -1), (rig.rings, "3"), ([rig.rings[0], object()], None)):
+        with pytest.raises(ConfigError):
+            impl.discard_rings(rings, budget)
+    for r, (ntu, ntc, frames, words) in zip(rig.rings, before, strict=True):
+        assert (r._ntu, r._ntc, r.frames) == (ntu, ntc, frames) and np.array_equal(r._words, words)
+    assert impl.discard_rings(rig.rings) == 6

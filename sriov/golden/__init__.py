@@ -8,7 +8,16 @@ every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use the
 from sriov.golden.clock import EventHandle, SimClock
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
 from sriov.golden.irq import QueueVector, VectorWrites, VfRxRaise, raise_rx_queues
-from sriov.golden.napi import Inject, MsixDeliver, NapiCore, NicState, RxRingState, VfFire, written_queues
+from sriov.golden.napi import (
+    Inject,
+    MsixDeliver,
+    NapiCore,
+    NicState,
+    RxRingState,
+    VfFire,
+    discard_rings,
+    written_queues,
+)
 from sriov.golden.rx import (
     DropReason,
     RxKernel,
@@ -37,6 +46,7 @@ __all__ = [
     "VectorWrites",
     "VfFire",
     "VfRxRaise",
+    "discard_rings",
     "mac_key",
     "mta_vector",
     "mta_vectors",

@@ -335,6 +335,25 @@ class MsixDeliver:
         self.fn._deliver_msix(self.vector)
 
 
+def discard_rings(rings, budget: int | None = None) -> int:
+    """`RxRingState.discard` of every ring in ``rings``, in order; the frames taken in all. Bad
+    arguments (a budget that is not a non-negative int, something that is not a ring, a ring
+    whose indices are outside it) raise before any ring is touched."""
+    if budget is not None and (not isinstance(budget, int) or budget < 0):
+        raise ConfigError(f"budget must be a non-negative int or None, got {budget!r}")
+    items = tuple(rings)
+    for ring in items:
+        if not hasattr(ring, "discard"):
+            raise ConfigError(f"discard_rings() takes receive rings, got {type(ring).__name__}")
+        if isinstance(ring, RxRingState) and ring.running and ring._core is not None:
+            count = ring._core.count
+            if not (0 <= ring._ntu < count and 0 <= ring._ntc < count):
+                raise ConfigError(
+                    f"next_to_use {ring._ntu} / next_to_clean {ring._ntc} outside the {count}-descriptor ring"
+                )
+    return sum(ring.discard(budget) for ring in items)
+
+
 def written_queues(counts, limit: int) -> list[int] | None:
     """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
     numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
@@ -346,4 +365,13 @@ def written_queues(counts, limit: int) -> list[int] | None:
     return counts.nonzero()[0].tolist()
 
 
-__all__ = ["Inject", "MsixDeliver", "NapiCore", "NicState", "RxRingState", "VfFire", "written_queues"]
+__all__ = [
+    "Inject",
+    "MsixDeliver",
+    "NapiCore",
+    "NicState",
+    "RxRingState",
+    "VfFire",
+    "discard_rings",
+    "written_queues",
+]
