@@ -140,21 +140,20 @@ class VfInterrupts(_Vectors):
 
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         super().__init__(fn, regs)
-        if isinstance(self.words, memoryview):  # firing in one call (VfFire is `_fired`, compiled)
+        # the per-interrupt paths in one call each, compiled when the registers are C-contiguous
+        # uint32 words (always, from the device); otherwise their golden twins over ``words``
+        compiled = isinstance(self.words, memoryview)
+        words = regs if compiled else self.words
+        if compiled:  # firing (VfFire is `_fired`)
             for v, m in enumerate(self.vectors):
                 m.send = VfFire(regs, v, fn, _W_VTEICR, _W_VTEIMS, _W_VTEIAC, _W_VTEIAM)
-        # VTEIMS writes (NAPI's re-enable after every poll cycle) in one call; NAPI calls it
-        # directly, as `write` does
-        compiled = isinstance(self.words, memoryview)  # VectorWrites takes C-contiguous uint32 words
+        # VTEIMS / VTEITR writes (NAPI's re-enable and adaptive ITR call them directly, as `write`)
         writes = VectorWrites if compiled else golden_irq.VectorWrites
-        self.vector_writes = writes(
-            regs if compiled else self.words, _W_VTEIMS, _W_VTEICR, _W_VTEITR0, _VTEICR_MASK, self.vectors
-        )
+        self.vector_writes = writes(words, _W_VTEIMS, _W_VTEICR, _W_VTEITR0, _VTEICR_MASK, self.vectors)
         # the receive hook's path (the device calls it for every queue a burst wrote to); it reads
         # _rx_route, which reset and the VTIVAR writes update in place
         self._rx_route = [-1] * self.num_queues
         raiser = VfRxRaise if compiled else golden_irq.VfRxRaise
-        words = regs if compiled else self.words
         self.rx_raise = raiser(words, _W_VTEICR, self._rx_route, self.vectors, self)
         self.reset()
 
