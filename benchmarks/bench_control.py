@@ -6,6 +6,7 @@ Run: python -m pytest benchmarks/bench_control.py --benchmark-only -q
 from __future__ import annotations
 
 import pytest
+from timing import best
 
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, VfMailbox
@@ -37,7 +38,7 @@ def test_bring_up(benchmark, num_vfs: int) -> None:
         all_links_up=all(nic.link_up for nic in nics),
         vf_requests=messages,
         simulated_ms=host.clock.now / 1e6,
-        host_ms=benchmark.stats.stats.min * 1e3,
+        host_ms=best(benchmark) * 1e3,
     )
 
 
@@ -66,6 +67,6 @@ def test_mailbox_round_trips(benchmark, num_vfs: int) -> None:
     assert acked == ROUND_TRIPS
     benchmark.extra_info.update(
         num_vfs=num_vfs,
-        round_trips_per_s=ROUND_TRIPS / benchmark.stats.stats.min,
+        round_trips_per_s=ROUND_TRIPS / best(benchmark),
         simulated_us_per_round_trip=M.IXGBE_VF_MBX_INIT_DELAY_NS / 1e3,
     )

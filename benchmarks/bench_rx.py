@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
 from conftest import RxRig, eth
+from timing import best
 
 from sriov import _fastpath, kernels
 from sriov.batch import Batch
@@ -391,9 +391,9 @@ def numpy_peer(rounds: int = 100) -> dict:
 
 def two_threads(rounds: int = 2000, warm: int = 50, stores: str = "stream") -> dict:
     """One port's loop in one thread, then two ports' loops in two threads (each its own port),
-    with the receive kernels' store mode ``stores`` (`sriov.kernels.set_rx_stores`). A round:
-    one bound burst of 4088 frames, then the eight drivers recycle their rings (`discard_rings`:
-    one call, one GIL release, instead of eight).
+    with the receive kernels' store mode ``stores`` (`sriov.kernels.set_rx_stores`). The VF
+    drivers poll (`polling_port`). A round: one bound burst of 4088 frames, then the eight
+    drivers recycle their rings (`discard_rings`: one call, one GIL release, instead of eight).
 
     Both ports are warmed first (``warm`` rounds each: the first bursts of a port bind its
     tables and fault its rings in), and the window is long (2000 rounds ~ 120 ms): in a 200-round
@@ -406,8 +406,23 @@ def two_threads(rounds: int = 2000, warm: int = 50, stores: str = "stream") -> d
         kernels.set_rx_stores("stream")
 
 
+def polling_port(num_vfs: int = 8) -> RxRig:
+    """`make_port` with each VF's interrupts set up as a polling driver leaves them (a DPDK
+    PMD, or ixgbevf's busy-poll): VTIVAR routes the queue to its vector (ixgbevf_configure_msix),
+    every vector masked (ixgbevf_irq_disable). The device's interrupt hook then finds every cause
+    held after the first burst and is skipped, as on hardware nothing is signalled."""
+    from sriov.drivers import coalesce
+
+    rig = make_port(num_vfs)
+    for vf in range(num_vfs):
+        fn = rig.dev.vfs[vf]
+        coalesce.configure_vf_msix(fn, 1, 0)
+        coalesce.irq_disable(fn)
+    return rig
+
+
 def _two_threads(rounds: int, warm: int) -> dict:
-    rigs = [make_port(8) for _ in range(2)]
+    rigs = [polling_port(8) for _ in range(2)]
     bulks = [Bulk(r, frames_for(r, RING - 1)) for r in rigs]
 
     def kernel_loop(b: Bulk, rounds: int = rounds) -> None:
@@ -444,7 +459,7 @@ def _two_threads(rounds: int, warm: int) -> dict:
 def _process_loop(rounds: int, warm: int, stores: str, start, out) -> None:
     """One port's loop of `two_threads` in a process of its own (for `two_processes`)."""
     kernels.set_rx_stores(stores)
-    rig = make_port(8)
+    rig = polling_port(8)
     b = Bulk(rig, frames_for(rig, RING - 1))
 
     def loop(n: int) -> None:
@@ -566,7 +581,7 @@ def test_bulk_8vf_64b_with_moderation(benchmark, rx_usecs: int) -> None:
     cycle(2)
     benchmark.group = "rx bulk with moderation"
     benchmark.pedantic(cycle, rounds=200)
-    benchmark.extra_info["mpps"] = len(batch) / benchmark.stats.stats.min / 1e6
+    benchmark.extra_info["mpps"] = len(batch) / best(benchmark) / 1e6
     assert not rx_conservation_errors(rig.dev)
 
 
