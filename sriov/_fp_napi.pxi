@@ -56,51 +56,47 @@ cdef class RxRingState:
         everything, XDP_DROP-style); returns how many frames there were (at most ``budget``,
         default the whole ring)."""
         cdef RxRingCore rc
-        cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, start, count, stop, frames, used = 0
-        cdef Py_ssize_t wrap = -1, limit
-        cdef uint64_t nbytes = 0
-        cdef bint unwritten = False
+        cdef Recycle r
         if budget is not None and (not isinstance(budget, int) or budget < 0):
             raise _ConfigError(f"budget must be a non-negative int or None, got {budget!r}")
         if not self.running:
             return 0
         core = self._core
+        r.ntc = self._ntc
         if type(core) is not RxRingCore:  # another implementation's ring core: its recycle
-            limit = core.count - 1 if budget is None else budget
-            ntu, unwritten, frames, used, wrap = core.recycle(ntu, ntc, limit)
-            nbytes = core.last_bytes
-            count = core.count
-        else:
-            # release + scan + release in one GIL release, one tail write (RxRingCore.recycle)
-            rc = <RxRingCore>core
-            count = rc.count
-            limit = count - 1 if budget is None else budget
-            if not (0 <= ntu < count and 0 <= ntc < count):
-                raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
-            start = ntu
-            with nogil:
-                stop = ntc - 1 if ntc > 0 else count - 1
-                if stop != ntu:
-                    ntu = rc._repost(ntu, stop)
-                frames = rc._scan_nogil(ntc, limit, &used, &wrap, &nbytes)
-                stop = (ntc + used) % count
-                stop = stop - 1 if stop > 0 else count - 1
-                if stop != ntu:
-                    ntu = rc._repost(ntu, stop)
-                if ntu != start:
-                    unwritten = not rc._tail(<uint32_t>ntu)
-            rc.last_bytes = nbytes
-        self._ntu = ntu
-        if unwritten:
-            self.fn.write32(self._regs[4], ntu)
+            r.limit = core.count - 1 if budget is None else budget
+            r.ntu, r.unwritten, r.frames, r.used, r.wrap = core.recycle(self._ntu, r.ntc, r.limit)
+            r.nbytes = core.last_bytes
+            return self._recycled(&r, core.count)
+        # release + scan + release in one GIL release, one tail write (RxRingCore.recycle)
+        rc = <RxRingCore>core
+        self._check_indices(rc)
+        r.ntu = self._ntu
+        r.limit = rc.count - 1 if budget is None else budget
+        with nogil:
+            rc._recycle(&r)
+        rc.last_bytes = r.nbytes
+        return self._recycled(&r, rc.count)
+
+    cdef _check_indices(self, RxRingCore rc):
+        if not (0 <= self._ntu < rc.count and 0 <= self._ntc < rc.count):
+            raise _ConfigError(f"next_to_use {self._ntu} / next_to_clean {self._ntc} outside the "
+                               f"{rc.count}-descriptor ring")
+
+    cdef Py_ssize_t _recycled(self, Recycle* r, Py_ssize_t count) except -1:
+        """The driver's side of a recycle (``r``): next_to_use, the tail write when it could not
+        be stored directly, next_to_clean (the wrapping frame's bounce copy first), counters."""
+        self._ntu = r.ntu
+        if r.unwritten:
+            self.fn.write32(self._regs[4], r.ntu)
             self._bind_tail()
-        if wrap >= 0:
-            self._took(used, wrap)
+        if r.wrap >= 0:
+            self._took(r.used, r.wrap)
         else:
-            self._ntc = (ntc + used) % count
-        self.last_bytes = nbytes
-        self.frames += frames
-        return frames
+            self._ntc = (r.ntc + r.used) % count
+        self.last_bytes = r.nbytes
+        self.frames += r.frames
+        return r.frames
 
     cdef _release(self):
         cdef RxRingCore rc
@@ -189,16 +185,8 @@ def discard_rings(rings, budget=None):
     that is not a non-negative int, a ring with indices outside it) raise before any ring is
     touched. Twin: ``sriov.golden.napi.discard_rings``."""
     cdef PyObject* cores[_DISCARD_CHUNK]
-    cdef Py_ssize_t ntu[_DISCARD_CHUNK]
-    cdef Py_ssize_t ntc[_DISCARD_CHUNK]
-    cdef Py_ssize_t start[_DISCARD_CHUNK]
-    cdef Py_ssize_t frames[_DISCARD_CHUNK]
-    cdef Py_ssize_t used[_DISCARD_CHUNK]
-    cdef Py_ssize_t wrap[_DISCARD_CHUNK]
-    cdef uint64_t nbytes[_DISCARD_CHUNK]
-    cdef bint unwritten[_DISCARD_CHUNK]
-    cdef Py_ssize_t limit[_DISCARD_CHUNK]
-    cdef Py_ssize_t i, k, m, count, stop, total = 0
+    cdef Recycle recs[_DISCARD_CHUNK]
+    cdef Py_ssize_t i, k, m, total = 0
     cdef RxRingState rs
     cdef RxRingCore rc
     if budget is not None and (not isinstance(budget, int) or budget < 0):
@@ -208,11 +196,7 @@ def discard_rings(rings, budget=None):
             and type((<RxRingState>r)._core) is RxRingCore for r in items]
     for r, f in zip(items, fast):  # every index checked before any ring is touched
         if f:
-            rs = <RxRingState>r
-            count = (<RxRingCore>rs._core).count
-            if not (0 <= rs._ntu < count and 0 <= rs._ntc < count):
-                raise _ConfigError(f"next_to_use {rs._ntu} / next_to_clean {rs._ntc} outside the "
-                                   f"{count}-descriptor ring")
+            (<RxRingState>r)._check_indices(<RxRingCore>(<RxRingState>r)._core)
         elif not hasattr(r, "discard"):
             raise _ConfigError(f"discard_rings() takes receive rings, got {type(r).__name__}")
     i = 0
@@ -233,44 +217,17 @@ def discard_rings(rings, budget=None):
             rc = <RxRingCore>rs._core
             group.append(rs)
             cores[m] = <PyObject*>rc
-            ntu[m] = rs._ntu
-            ntc[m] = rs._ntc
-            limit[m] = rc.count - 1 if budget is None else budget
+            recs[m].ntu, recs[m].ntc = rs._ntu, rs._ntc
+            recs[m].limit = rc.count - 1 if budget is None else budget
             m += 1
-        with nogil:  # RxRingState.discard's ring work, for each ring of the chunk
+        with nogil:
             for k in range(m):
-                count = (<RxRingCore>cores[k]).count
-                start[k] = ntu[k]
-                unwritten[k] = False
-                used[k] = 0
-                wrap[k] = -1
-                nbytes[k] = 0
-                stop = ntc[k] - 1 if ntc[k] > 0 else count - 1
-                if stop != ntu[k]:
-                    ntu[k] = (<RxRingCore>cores[k])._repost(ntu[k], stop)
-                frames[k] = (<RxRingCore>cores[k])._scan_nogil(ntc[k], limit[k], &used[k], &wrap[k],
-                                                                 &nbytes[k])
-                stop = (ntc[k] + used[k]) % count
-                stop = stop - 1 if stop > 0 else count - 1
-                if stop != ntu[k]:
-                    ntu[k] = (<RxRingCore>cores[k])._repost(ntu[k], stop)
-                if ntu[k] != start[k]:
-                    unwritten[k] = not (<RxRingCore>cores[k])._tail(<uint32_t>ntu[k])
-        for k in range(m):  # the rest of discard, per ring, as RxRingState.discard does it
+                (<RxRingCore>cores[k])._recycle(&recs[k])
+        for k in range(m):
             rs = <RxRingState>group[k]
             rc = <RxRingCore>rs._core
-            rc.last_bytes = nbytes[k]
-            rs._ntu = ntu[k]
-            if unwritten[k]:
-                rs.fn.write32(rs._regs[4], ntu[k])
-                rs._bind_tail()
-            if wrap[k] >= 0:
-                rs._took(used[k], wrap[k])
-            else:
-                rs._ntc = (ntc[k] + used[k]) % rc.count
-            rs.last_bytes = nbytes[k]
-            rs.frames += frames[k]
-            total += frames[k]
+            rc.last_bytes = recs[k].nbytes
+            total += rs._recycled(&recs[k], rc.count)
     return total
 
 
@@ -437,7 +394,7 @@ cdef class NapiCore:
             self._cycle_bytes += nbytes
             if self.trace is not None:
                 self._record_taken(clock.now + self._overhead, took)  # the poll took no clock time yet
-            callback = self._ns.on_receive if self._ns is not None and nic is self._nic else nic.on_receive
+            callback = self._ns.on_receive if self._ns is not None else nic.on_receive  # nic is self._nic
             if callback is not None:  # the guest stack's hand-off (the common case, inline)
                 callback(batch)
             else:
@@ -532,7 +489,7 @@ cdef class NapiCore:
         self._cycle_bytes = 0
         self._cycle_packets = 0
         if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
-            fn = self.nic.function
+            fn = self._ns.function if self._ns is not None else self._nic.function
             writes = self._writes(fn)
             if writes is not None:
                 writes.eitr(self.vector, eitr)

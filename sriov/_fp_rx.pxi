@@ -164,6 +164,20 @@ cdef struct QState:
     uint64_t n_mcast
 
 
+cdef struct Recycle:
+    # one ring's recycle (RxRingCore._recycle): in, next_to_use / next_to_clean / frame limit;
+    # out, the new next_to_use, the frames and descriptors taken, the wrapping frame (or -1),
+    # their bytes, and whether the tail could not be stored straight into its register word
+    Py_ssize_t ntu
+    Py_ssize_t ntc
+    Py_ssize_t limit
+    Py_ssize_t frames
+    Py_ssize_t used
+    Py_ssize_t wrap
+    uint64_t nbytes
+    bint unwritten
+
+
 cdef struct RunCtx:
     # one RxKernel._run: the batch's arrays and what it adds to the counters (see _general)
     const uint8_t* data
@@ -186,7 +200,6 @@ cdef extern from "_fp_simd.h" nogil:
     uint64_t sriov_ld64le(const uint8_t* p)
     void sriov_wb16(uint8_t* dp, uint32_t status, uint32_t length, uint32_t vlan)
     void sriov_wb16w(uint8_t* dp, uint64_t word1)
-    void sriov_stream_copy64(uint8_t* dst, const uint8_t* src)
     void sriov_stream_copy(uint8_t* dst, const uint8_t* src, uint32_t n)
     void sriov_stream_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
     void sriov_plain_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
@@ -295,19 +308,35 @@ cdef inline void _stream(uint8_t* dst, const uint8_t* f, uint32_t flen, bint str
         _emit(dst, f, flen, o, n)
 
 
+cdef inline bint _one_line(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n,
+                           bint stream) noexcept nogil:
+    """A frame of 48-64 captured bytes, unstripped, whose buffer does not overlap it: copied as
+    one line, streamed into a line-aligned buffer (``stream``) or with plain 16-byte stores
+    (the plain store mode). False, nothing written, for anything else."""
+    if strip or n < 48 or n > 64 or flen < n or not (dst >= f + n or f >= dst + n):
+        return False
+    if not stream:
+        sriov_plain_copy_line(dst, f, n)
+        return True
+    if not SRIOV_HAVE_STREAM or (<uintptr_t>dst & 63) != 0:
+        return False
+    sriov_stream_copy_line(dst, f, n)
+    return True
+
+
 cdef inline void _deliver(uint8_t* dst, const uint8_t* f, uint32_t flen, bint strip, uint32_t n,
                           bint stream) noexcept nogil:
-    """`_stream` of bytes [0, n) into a receive buffer: into a 64-byte aligned buffer the frame goes
-    out as streaming stores down to its last 4-byte piece, the end of a line included (nobody reads
-    the buffer before the driver: no read-for-ownership of its lines), the rest as plain stores.
-    The same bytes either way; `sriov_store_fence` ends the batch. ``stream``: the kernel's
-    store mode for this block (`_stream_now`); plain stores all through when false."""
-    if (SRIOV_HAVE_STREAM and stream and not strip and n >= 48 and flen >= n and (<uintptr_t>dst & 63) == 0
+    """`_stream` of bytes [0, n) into a receive buffer: a one-line frame as `_one_line` copies
+    it; a longer one into a 64-byte aligned buffer goes out as streaming stores down to its last
+    4-byte piece, the end of a line included (nobody reads the buffer before the driver: no
+    read-for-ownership of its lines), the rest as plain stores. The same bytes either way;
+    `sriov_store_fence` ends the batch. ``stream``: the kernel's store mode for this block
+    (`_stream_now`); plain stores all through when false."""
+    if n <= 64 and _one_line(dst, f, flen, strip, n, stream):
+        return
+    if (SRIOV_HAVE_STREAM and stream and not strip and n > 64 and flen >= n and (<uintptr_t>dst & 63) == 0
             and (dst >= f + n or f >= dst + n)):
-        if n == 64:
-            sriov_stream_copy64(dst, f)
-        else:
-            sriov_stream_copy(dst, f, n)
+        sriov_stream_copy(dst, f, n)
         return
     _stream(dst, f, flen, strip, 0, n)
 
@@ -1072,18 +1101,9 @@ cdef class RxKernel:
                                     continue
                             p = qs.win_host + off
                             f = cf[j]
-                            # a frame of 48-64 captured bytes, unstripped: into a line of its
-                            # own streamed (what _deliver does), or with plain 16-byte stores in
-                            # the plain store mode; anything else: _deliver
-                            if (not strip and dlen <= 64 and flen >= dlen and dlen >= 48
-                                    and (p >= f + dlen or f >= p + dlen)):
-                                if SRIOV_HAVE_STREAM and stream and (<uintptr_t>p & 63) == 0:
-                                    sriov_stream_copy_line(p, f, dlen)
-                                elif not stream:
-                                    sriov_plain_copy_line(p, f, dlen)
-                                else:
-                                    _deliver_any(p, f, flen, strip, dlen, stream)
-                            else:
+                            # a one-line frame inline (what _deliver does first); anything
+                            # else out of line, so this loop stays small
+                            if not _one_line(p, f, flen, strip, dlen, stream):
                                 _deliver_any(p, f, flen, strip, dlen, stream)
                             sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))
                             qs.head += 1
@@ -1261,26 +1281,35 @@ cdef class RxRingCore:
         taken, write the tail once. Same result as `cycle` followed by ``repost`` up to the new
         next_to_clean and a tail write. Returns ``(next_to_use, tail_unwritten, frames, descriptors
         used, wrapping frame or -1)``."""
-        cdef Py_ssize_t count = self.count, stop, frames, used = 0, wrap = -1, start = ntu
-        cdef uint64_t nbytes = 0
-        cdef bint unwritten = False
+        cdef Recycle r
+        cdef Py_ssize_t count = self.count
         if not (0 <= ntu < count and 0 <= ntc < count):
             raise _ConfigError(f"next_to_use {ntu} / next_to_clean {ntc} outside the {count}-descriptor ring")
         if budget < 0:
             raise _ConfigError(f"negative budget {budget}")
+        r.ntu, r.ntc, r.limit = ntu, ntc, budget
         with nogil:
-            stop = ntc - 1 if ntc > 0 else count - 1
-            if stop != ntu:
-                ntu = self._repost(ntu, stop)
-            frames = self._scan_nogil(ntc, budget, &used, &wrap, &nbytes)
-            ntc = (ntc + used) % count
-            stop = ntc - 1 if ntc > 0 else count - 1
-            if stop != ntu:
-                ntu = self._repost(ntu, stop)
-            if ntu != start:
-                unwritten = not self._tail(<uint32_t>ntu)
-        self.last_bytes = nbytes
-        return ntu, unwritten, frames, used, wrap
+            self._recycle(&r)
+        self.last_bytes = r.nbytes
+        return r.ntu, r.unwritten, r.frames, r.used, r.wrap
+
+    cdef void _recycle(self, Recycle* r) noexcept nogil:
+        """`recycle`'s work (indices already checked): re-post, scan, re-post, one tail store."""
+        cdef Py_ssize_t count = self.count, start = r.ntu, stop
+        r.used = 0
+        r.wrap = -1
+        r.nbytes = 0
+        r.unwritten = False
+        stop = r.ntc - 1 if r.ntc > 0 else count - 1
+        if stop != r.ntu:
+            r.ntu = self._repost(r.ntu, stop)
+        r.frames = self._scan_nogil(r.ntc, r.limit, &r.used, &r.wrap, &r.nbytes)
+        stop = (r.ntc + r.used) % count
+        stop = stop - 1 if stop > 0 else count - 1
+        if stop != r.ntu:
+            r.ntu = self._repost(r.ntu, stop)
+        if r.ntu != start:
+            r.unwritten = not self._tail(<uint32_t>r.ntu)
 
     cdef inline bint _tail(self, uint32_t value) noexcept nogil:
         if self.t_bound and self.t_regs[self.t_guard_word] == self.t_guard:

@@ -315,6 +315,22 @@ def test_vf_fire_twins_agree(regs: list[int], v: int, routed: bool, in_flight: b
         assert run(kernels.compiled.VfFire) == expect
 
 
+def _itr_core(base: type, writes: list[tuple[int, int]]):
+    """A NAPI core on ``base`` (compiled or golden `NapiCore`, or `Napi`) with the real adaptive
+    rule and memo, on vector 1 of a function that records its register writes in ``writes``."""
+    from sriov.drivers import coalesce
+
+    fn = type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()
+    nic = type("Nic", (), {"function": fn})()
+
+    class Core(base):  # type: ignore[misc, valid-type]
+        _itr_answer = napi_mod.Napi._itr_answer
+
+    n = Core.__new__(Core)
+    n.itr_state, n.vector, n.nic, n._itr_memo = coalesce.ItrState(), 1, nic, napi_mod._ITR_MEMO
+    return n
+
+
 def test_adaptive_itr_memo_key_covers_the_whole_state() -> None:
     """`Napi._update_itr` memoises `coalesce.adaptive_itr` by (itr, rx_range, tx_range, bytes,
     packets): every input only while `ItrState` has exactly these fields. Fresh and memoised
@@ -329,11 +345,7 @@ def test_adaptive_itr_memo_key_covers_the_whole_state() -> None:
 
     def run(memo: bool) -> list:
         writes: list[tuple[int, int]] = []
-        nic = type(
-            "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
-        )()
-        n = napi_mod.Napi.__new__(napi_mod.Napi)
-        n.itr_state, n.vector, n.nic, n._itr_memo = coalesce.ItrState(), 1, nic, napi_mod._ITR_MEMO
+        n = _itr_core(napi_mod.Napi, writes)
         out = []
         for nbytes, packets in loads:
             if not memo:
@@ -366,19 +378,10 @@ def test_adaptive_itr_updates_agree_with_the_golden_twin(loads: list[tuple[int, 
     """`_update_itr` (compiled: the last two answers by state object and load, then the memo;
     golden: the memo) over any sequence of loads, the memo kept or cleared between updates: the
     same states and the same VTEITR writes."""
-    from sriov.drivers import coalesce
 
     def run(base: type) -> list:
         writes: list[tuple[int, int]] = []
-        nic = type(
-            "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
-        )()
-
-        class Core(base):  # type: ignore[misc, valid-type]
-            _itr_answer = napi_mod.Napi._itr_answer
-
-        n = Core()
-        n.itr_state, n.vector, n.nic, n._itr_memo = coalesce.ItrState(), 1, nic, napi_mod._ITR_MEMO
+        n = _itr_core(base, writes)
         out = []
         for nbytes, packets in loads:
             if clear:
@@ -402,15 +405,7 @@ def test_adaptive_itr_answers_are_keyed_by_the_whole_load() -> None:
 
     def run(base: type) -> list:
         writes: list[tuple[int, int]] = []
-        nic = type(
-            "Nic", (), {"function": type("Fn", (), {"write32": lambda self, o, v: writes.append((o, v))})()}
-        )()
-
-        class Core(base):  # type: ignore[misc, valid-type]
-            _itr_answer = napi_mod.Napi._itr_answer
-
-        n = Core()
-        n.vector, n.nic, n._itr_memo = 1, nic, napi_mod._ITR_MEMO
+        n = _itr_core(base, writes)
         start = coalesce.ItrState(itr=142, rx_range=0, tx_range=0)
         out = []
         for nbytes, packets in [(200_000, 150), (200_000, 0), (200_000, 150), (10, 1), (200_000, 0)] * 2:
