@@ -1,15 +1,14 @@
 # The receive poll and NAPI's poll cycle (twins: sriov/golden/napi.py, which reads as the spec).
 # RxRingState is the base of sriov.drivers.rings.RxRing and NapiCore the base of
-# sriov.drivers.napi.Napi: the state a poll touches lives in C fields, so one poll (ring refill +
-# scan, counters, the end event on the compiled clock, the hand-off to the stack) costs one
-# Python call: the stack's callback. The ring work is RxRingCore's (its cdef internals, one GIL
-# release per poll); everything rare (an unbound tail, the frame that wraps round the ring, new
-# views, completion, traces, the backlog) goes back to the subclass's Python methods.
+# sriov.drivers.napi.Napi: the state a poll touches lives in C fields. NAPI's steps are events of
+# the engine (sriov/_fp_engine.pxi): an interrupt's delivery starts a cycle, a poll's end is a
+# data-plane event, so a cycle runs without a Python call unless the guest's stack is Python
+# (a callback, the backlog). The ring work is RxRingCore's (its cdef internals, one GIL release
+# per poll); everything rare (an unbound tail, the frame that wraps round the ring, new views,
+# traces, the backlog) goes back to the subclass's Python methods.
 
 
-cdef uint32_t _NAPI_VTEIMS = _R.VTEIMS
-cdef uint32_t _NAPI_VTEITR0 = _R.VTEITR(0)
-if any(_R.VTEITR(v) != _NAPI_VTEITR0 + 4 * v for v in range(_R.VF_MSIX_VECTORS)):
+if any(_R.VTEITR(v) != _R.VTEITR(0) + 4 * v for v in range(_R.VF_MSIX_VECTORS)):
     raise ImportError("sriov._fastpath: VTEITR(v) is no longer VTEITR(0) + 4 v; update _fp_napi.pxi")
 
 
@@ -235,9 +234,8 @@ cdef class NicState:
     """What NAPI reads of a VF driver's interface on every poll and interrupt
     (`sriov.drivers.vf.VfNic` derives from this): ``function``, ``clock``, ``rx_ring``,
     ``on_receive``, ``napi``, ``is_up``, ``rx_usecs``, ``_irq_counts`` (interrupts per vector),
-    ``_mbx_vector``. Held in C fields so that a poll reads them without a dictionary lookup
-    (four per poll, ~100 ns, were a third of a poll's own cost). Twin:
-    ``sriov.golden.napi.NicState``."""
+    ``_mbx_vector``. Held in C fields so that a poll reads them without a dictionary lookup.
+    Twin: ``sriov.golden.napi.NicState``."""
 
     cdef public object function, clock, rx_ring, on_receive, napi, rx_usecs, _mbx_vector
     cdef public list _irq_counts
@@ -246,7 +244,7 @@ cdef class NicState:
     def __cinit__(self):
         self._irq_counts = []
 
-    def _msix(self, vector):
+    cpdef _msix(self, vector):
         """An MSI-X vector injected by the hypervisor: counted; the mailbox vector goes to
         ``_msix_other`` (``ixgbevf_msix_other``), a queue vector schedules NAPI
         (``ixgbevf_msix_clean_rings``: NAPI re-enables the vector when its cycle completes)."""
@@ -255,61 +253,75 @@ cdef class NicState:
             return
         counts[vector] += 1
         if vector == self._mbx_vector:
+            _bump_epoch()
             self._msix_other(vector)
             return
         napi = self.napi
         if isinstance(napi, NapiCore):
             (<NapiCore>napi).interrupt(vector)
         else:
+            _bump_epoch()
             napi.interrupt(vector)
 
 
-# The nic's fields NAPI reads: straight from the C struct when the nic is a NicState.
-cdef inline object _nic_ring(object nic, NicState ns):
-    return ns.rx_ring if ns is not None else nic.rx_ring
+def sink(batch):
+    """The guest stack that drops what it receives (``nic.on_receive = sink``): NAPI's polls take
+    the frames and give their buffers back; no Python call is made for it."""
 
 
-cdef inline bint _nic_up(object nic, NicState ns) except -1:
-    return ns.is_up if ns is not None else bool(nic.is_up)
+cdef uint32_t _NAPI_VTEICR_W = _R.VTEICR // 4
+cdef uint32_t _NAPI_VTEIMS_W = _R.VTEIMS // 4
+cdef uint32_t _NAPI_VTEITR0_W = _R.VTEITR(0) // 4
+cdef int _ITR_100K = 40, _ITR_20K = 200, _ITR_12K = 336  # sriov.drivers.coalesce's (a test holds them equal)
+cdef uint32_t _NAPI_MAX_EITR = _R.MAX_EITR
 
 
-cdef inline object _nic_clock(object nic, NicState ns):
-    return ns.clock if ns is not None else nic.clock
+cdef inline int _latency_range(int itr, int latency_range, int64_t nbytes, int64_t packets) noexcept:
+    """``ixgbevf_update_itr`` for one ring (twin: ``sriov.drivers.coalesce.update_latency_range``)."""
+    cdef int64_t timepassed_us = itr >> 2, bytes_per_us
+    if packets == 0 or timepassed_us == 0:
+        return latency_range
+    bytes_per_us = nbytes // timepassed_us
+    if latency_range == 0:
+        return 1 if bytes_per_us > 10 else 0
+    if latency_range == 1:
+        if bytes_per_us > 20:
+            return 2
+        return 0 if bytes_per_us <= 10 else 1
+    if latency_range == 2:
+        return 1 if bytes_per_us <= 20 else 2
+    return latency_range
 
 
 cdef class NapiCore:
     """NAPI's per-poll state and work (`sriov.drivers.napi.Napi` derives from this).
 
-    ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``chain``: run a
-    poll whose end is the clock's next event inline (`SimClock.take`); ``trace``; ``_event``:
-    the pending poll end; ``_took``: frames that poll took; ``_polls``, ``_stack_packets``,
-    ``_stack_bytes``, ``_completes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the
-    last ITR update. Twin: ``sriov.golden.napi.NapiCore``.
+    ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``trace``;
+    ``_took``: frames the last poll took; ``_polls``, ``_stack_packets``, ``_stack_bytes``,
+    ``_completes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the last ITR update;
+    ``itr``, ``rx_range``, ``tx_range``: the adaptive ITR state. A poll's end is an engine event
+    (cancelled by `_cancel_end`). Twin: ``sriov.golden.napi.NapiCore``.
     """
 
-    cdef public object trace, _event
+    cdef public object trace
     cdef object _nic
     cdef NicState _ns  # the nic when it is a NicState (its fields read directly), else None
-    cdef object _vw_owner  # the nic's function's msix object _vw was taken from
-    cdef VectorWrites _vw  # its VTEIMS/VTEITR writes (compiled), or None: then function.write32
-    cdef public bint enabled, scheduled, chain
+    cdef object _msix_obj, _vectors, _regs_obj  # the function's vectors and register words
+    cdef uint32_t* _words
+    cdef public bint enabled, scheduled
     cdef public Py_ssize_t vector, _took
     cdef public int64_t _polls, _stack_packets, _stack_bytes, _cycle_packets, _cycle_bytes, _completes
     cdef public int64_t adaptive_usecs  # the rx-usecs value that means adaptive ITR (set by the subclass)
-    cdef public object itr_state  # adaptive ITR: this vector's coalesce.ItrState
-    cdef public dict _itr_memo  # (itr, rx_range, tx_range, bytes, packets) -> (next state, VTEITR value)
-    # the last two answers of _update_itr by (state object, bytes, packets): the adaptive rule
-    # alternates between a few states under a steady load, so this skips the memo's tuple key
-    cdef object _last_state0, _last_answer0, _last_state1, _last_answer1
-    cdef int64_t _last_bytes0, _last_packets0, _last_bytes1, _last_packets1
-    cdef bint _last_slot
-    cdef object _config, _end_cb
+    cdef public int itr, rx_range, tx_range
+    cdef public int64_t _end_gen
+    cdef public bint _end_pending
+    cdef object _config
     cdef Py_ssize_t _budget
     cdef int64_t _overhead, _per_frame
 
     def __cinit__(self):
         self.enabled = True
-        self.chain = True
+        self.itr = _ITR_20K
 
     @property
     def nic(self):
@@ -348,26 +360,18 @@ cdef class NapiCore:
             return
         self.vector = vector
         self.scheduled = True
-        self._poll_ring(nic, ring, clock)  # the softirq runs as the hard interrupt returns
+        self._poll_ring(nic, ring, <SimClock?>clock)  # the softirq runs as the hard interrupt returns
 
-    cpdef _poll(self):
+    cpdef _cancel_end(self):
+        """Forget the pending poll end (the ring was reset or stopped)."""
+        self._end_gen += 1
+        self._end_pending = False
+
+    cdef _poll_ring(self, nic, ring, SimClock clock):
         """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
         clock, hand the frames to the stack."""
-        self._event = None
-        nic = self._nic
-        ns = self._ns
-        ring = _nic_ring(nic, ns)
-        if ring is None or not _nic_up(nic, ns):
-            self.scheduled = False
-            return
-        self._poll_ring(nic, ring, _nic_clock(nic, ns))
-
-    cdef _poll_ring(self, nic, ring, clock):
-        """`_poll` once the caller has read (and checked) the nic's ring and clock."""
         cdef Py_ssize_t took
         cdef uint64_t nbytes
-        cdef int64_t delay
-        self._event = None
         if isinstance(ring, RxRingState):
             batch = (<RxRingState>ring)._poll(self._budget)
             took = (<RxRingState>ring).last_frames
@@ -380,59 +384,57 @@ cdef class NapiCore:
         # The poll's end is on the clock before the stack sees anything: a stack callback that
         # raises cannot leave NAPI scheduled forever.
         self._took = took
-        delay = self._overhead + took * self._per_frame
-        if self._end_cb is None:
-            self._end_cb = self._end
-        if type(clock) is SimClock:
-            self._event = (<SimClock>clock)._new(delay, self._end_cb)
-        else:
-            self._event = clock.schedule(delay, self._end_cb)
+        self._end_gen += 1
+        self._end_pending = True
+        clock._dpush(clock._now + self._overhead + took * self._per_frame, _EV_POLL_END, self, self._end_gen)
         if took:
             self._stack_packets += took
             self._stack_bytes += nbytes
             self._cycle_packets += took
             self._cycle_bytes += nbytes
             if self.trace is not None:
-                self._record_taken(clock.now + self._overhead, took)  # the poll took no clock time yet
-            callback = self._ns.on_receive if self._ns is not None else nic.on_receive  # nic is self._nic
-            if callback is not None:  # the guest stack's hand-off (the common case, inline)
+                self._record_taken(clock._now + self._overhead, took)  # the poll took no clock time yet
+            callback = self._ns.on_receive if self._ns is not None else nic.on_receive
+            if callback is sink:
+                return
+            _bump_epoch()
+            if callback is not None:  # the guest stack's hand-off
                 callback(batch)
             else:
                 self._to_stack(batch)
 
-    def _end(self):
-        """A poll's end (a clock event): poll again if it used the whole budget, else complete.
+    cdef int _end(self) except -1:
+        """A poll's end (an engine event): poll again if it used the whole budget, else complete."""
+        self._end_pending = False
+        nic = self._nic
+        ns = self._ns
+        ring = _nic_ring(nic, ns)
+        if ring is None or not _nic_up(nic, ns):
+            self.scheduled = False
+            return 0
+        if self._took < self._budget:
+            self._complete(ring)
+            return 0
+        self._poll_ring(nic, ring, <SimClock?>_nic_clock(nic, ns))  # budget used up: the vector stays masked
+        return 0
 
-        The chain: when the next poll's end is the event the clock would run next anyway
-        (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
-        history is the one of an event per poll. Each step re-reads the state the stack callback
-        may have changed (nic down, config, callback, ``chain``)."""
-        clock = _nic_clock(self._nic, self._ns)
-        while True:
-            self._event = None
-            nic = self._nic
-            ns = self._ns
-            ring = _nic_ring(nic, ns)
-            if ring is None or not _nic_up(nic, ns):
-                self.scheduled = False
-                return
-            if self._took < self._budget:
-                self._complete(ring)
-                return
-            self._poll_ring(nic, ring, clock)  # budget used up: poll again, the vector stays masked
-            event = self._event
-            if event is None or not self.chain:
-                return
-            if type(clock) is SimClock and type(event) is EventHandle:
-                if not (<SimClock>clock).take(<EventHandle>event):
-                    return
-            elif not clock.take(event):
-                return
+    cdef _bind_vectors(self, fn):
+        """The function's engine vectors and register words (once: a driver keeps its function)."""
+        cdef uint32_t[::1] mv
+        msix = fn.msix
+        if msix is not self._msix_obj:
+            mv = msix.regs
+            self._words = &mv[0]
+            self._regs_obj = msix.regs
+            self._vectors = msix.vectors
+            self._msix_obj = msix
 
     cpdef _complete(self, ring):
         """The cycle's last poll took less than the budget: refill (the poll's buffers go back to
         the device, one tail write), ``napi_complete_done``, adaptive ITR (rx-usecs
         ``adaptive_usecs``), ``ixgbevf_irq_enable_queues`` (VTEIMS = the vector's bit)."""
+        cdef Vector vec
+        cdef uint32_t bit = 1u << self.vector
         nic = self._nic
         ns = self._ns
         if isinstance(ring, RxRingState):
@@ -442,206 +444,55 @@ cdef class NapiCore:
         self.scheduled = False
         self._completes += 1
         fn = ns.function if ns is not None else nic.function
-        writes = self._writes(fn)
+        self._bind_vectors(fn)
         if (ns.rx_usecs if ns is not None else nic.rx_usecs) == self.adaptive_usecs:
             self._update_itr()
-        if writes is not None:
-            writes.enable(1u << self.vector)
-        else:
-            fn.write32(_NAPI_VTEIMS, 1 << self.vector)
-
-    cdef VectorWrites _writes(self, fn):
-        """The compiled VTEIMS/VTEITR writes of ``fn``'s interrupts, or None. What
-        ``fn.write32`` does with those registers (VfFunction.write32 -> VfInterrupts.write ->
-        its `VectorWrites`) without the trip through Python."""
-        msix = getattr(fn, "msix", None)
-        if msix is not self._vw_owner:
-            self._vw_owner = msix
-            vw = getattr(msix, "vector_writes", None)
-            self._vw = <VectorWrites>vw if type(vw) is VectorWrites else None
-        return self._vw
+        # VTEIMS = bit: the register write's effect (VfInterrupts.write), without the trip through it
+        self._words[_NAPI_VTEIMS_W] |= bit
+        vec = <Vector>self._vectors[self.vector]
+        if self._words[_NAPI_VTEICR_W] & bit:
+            vec.pending = True
+        vec.unmask()
 
     cpdef _update_itr(self):
-        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update: the next
-        adaptive state (``_itr_answer``, remembered in ``_itr_memo``: the rule is a pure function
-        of the state and the load); VTEITR written when the ITR changes."""
-        cdef int64_t nbytes = self._cycle_bytes, packets = self._cycle_packets
-        state = self.itr_state
-        # the same state object and load as one of the last two updates (the objects are held,
-        # so their identity stays theirs)
-        if self._last_state0 is state and self._last_bytes0 == nbytes and self._last_packets0 == packets:
-            answer = self._last_answer0
-        elif self._last_state1 is state and self._last_bytes1 == nbytes and self._last_packets1 == packets:
-            answer = self._last_answer1
-        else:
-            key = (state.itr, state.rx_range, state.tx_range, nbytes, packets)
-            answer = self._itr_memo.get(key)
-            if answer is None:
-                answer = self._itr_answer(key)
-            if self._last_slot:
-                self._last_state1, self._last_answer1 = state, answer
-                self._last_bytes1, self._last_packets1 = nbytes, packets
-            else:
-                self._last_state0, self._last_answer0 = state, answer
-                self._last_bytes0, self._last_packets0 = nbytes, packets
-            self._last_slot = not self._last_slot
-        new, eitr = answer
+        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update (the rule
+        of ``sriov.drivers.coalesce.adaptive_itr``, RX only); VTEITR written when the ITR changes."""
+        cdef int rx = _latency_range(self.itr, self.rx_range, self._cycle_bytes, self._cycle_packets)
+        cdef int tx = _latency_range(self.itr, self.tx_range, 0, 0)
+        cdef int worst = rx if rx > tx else tx
+        cdef int target = _ITR_100K if worst == 0 else (_ITR_20K if worst == 1 else _ITR_12K)
+        cdef int itr = self.itr
+        cdef uint32_t value
+        self._bind_vectors(self._ns.function if self._ns is not None else self._nic.function)
+        if target != itr:
+            itr = (10 * target * itr) // (9 * target + itr)  # exponential smoothing, as the driver does
         self._cycle_bytes = 0
         self._cycle_packets = 0
-        if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
-            fn = self._ns.function if self._ns is not None else self._nic.function
-            writes = self._writes(fn)
-            if writes is not None:
-                writes.eitr(self.vector, eitr)
-            else:
-                fn.write32(_NAPI_VTEITR0 + 4 * self.vector, eitr)
-        self.itr_state = new
+        self.rx_range = rx
+        self.tx_range = tx
+        if itr != self.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
+            self.itr = itr
+            value = (itr & _NAPI_MAX_EITR) | _EITR_CNT_WDIS
+            self._words[_NAPI_VTEITR0_W + self.vector] = value & ~_EITR_CNT_WDIS
+            (<Vector>self._vectors[self.vector]).write_eitr(value)
+
+    # the subclass's part
+    def _record_taken(self, start, took):  # pragma: no cover - Napi defines it
+        raise NotImplementedError
+
+    def _to_stack(self, batch):  # pragma: no cover - Napi defines it
+        raise NotImplementedError
 
 
-# -- the receive hook's queue list ------------------------------------------------------------------
-from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES
-
-cdef object _WQ_U32 = _np.dtype(_np.uint32)
-cdef object _WQ_I64 = _np.dtype(_np.int64)
+# The nic's fields NAPI reads: straight from the C struct when the nic is a NicState.
+cdef inline object _nic_ring(object nic, NicState ns):
+    return ns.rx_ring if ns is not None else nic.rx_ring
 
 
-def written_queues(counts, Py_ssize_t limit):
-    """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
-    numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
-    negative count; None for anything else (the caller then checks it the long way). What
-    `Device82599.rx_queue_written` asks first, once per burst. Twin:
-    ``sriov.golden.napi.written_queues``."""
-    cdef Py_buffer view
-    cdef Py_ssize_t i, n
-    cdef const uint32_t* u
-    cdef const int64_t* s
-    cdef list out
-    if type(counts) is not _np.ndarray:
-        return None
-    dtype = counts.dtype
-    if dtype is not _WQ_U32 and dtype is not _WQ_I64:
-        return None
-    PyObject_GetBuffer(counts, &view, PyBUF_STRIDES)
-    try:
-        if view.ndim != 1 or view.shape[0] > limit or (view.shape[0] > 1 and view.strides[0] != view.itemsize):
-            return None
-        n = view.shape[0]
-        out = []
-        if dtype is _WQ_U32:
-            u = <const uint32_t*>view.buf
-            for i in range(n):
-                if u[i]:
-                    out.append(i)
-        else:
-            s = <const int64_t*>view.buf
-            for i in range(n):
-                if s[i] < 0:
-                    return None
-                if s[i]:
-                    out.append(i)
-        return out
-    finally:
-        PyBuffer_Release(&view)
+cdef inline bint _nic_up(object nic, NicState ns) except -1:
+    return ns.is_up if ns is not None else bool(nic.is_up)
 
 
-# -- a VF queue vector firing -----------------------------------------------------------------------
-@cython.final
-cdef class VfFire:
-    """What VF vector ``vector`` does when its moderator fires it (``VfInterrupts._fired``): VTEIAC
-    auto-clears its cause bit in VTEICR, VTEIAM auto-masks it in VTEIMS (``words``: the VF's
-    register words; ``w_*``: their word indices), and the function sends the MSI-X message as
-    ``PciFunction.signal_msix`` does: not while one of the vector is in flight, only to a routed
-    handler, delivered ``fn.irq_latency_ns`` later on the device's clock. Once per interrupt: one
-    call instead of three Python ones. Twin: ``sriov.golden.napi.VfFire``."""
+cdef inline object _nic_clock(object nic, NicState ns):
+    return ns.clock if ns is not None else nic.clock
 
-    cdef uint32_t[::1] words
-    cdef Py_ssize_t w_icr, w_ims, w_iac, w_iam
-    cdef uint32_t bit
-    cdef object vector, fn, clock
-    cdef set pending
-    cdef dict handlers, delivers
-
-    def __init__(self, uint32_t[::1] words not None, Py_ssize_t vector, fn, Py_ssize_t w_icr,
-                 Py_ssize_t w_ims, Py_ssize_t w_iac, Py_ssize_t w_iam):
-        cdef Py_ssize_t n = words.shape[0]
-        if not (0 <= vector < 32) or not all(0 <= w < n for w in (w_icr, w_ims, w_iac, w_iam)):
-            raise _ConfigError(f"vector {vector} / register words outside the {n}-word registers")
-        self.words = words
-        self.w_icr, self.w_ims, self.w_iac, self.w_iam = w_icr, w_ims, w_iac, w_iam
-        self.bit = 1u << vector
-        self.vector = vector
-        self.fn = fn
-        self.clock = fn.device.clock
-        # the function's MSI-X state: the containers live as long as the function (made once)
-        self.pending = fn._msix_pending
-        self.handlers = fn._msix_handlers
-        self.delivers = fn._msix_deliver
-
-    def __call__(self):
-        self.fire()
-
-    cdef fire(self):
-        cdef uint32_t[::1] w = self.words
-        cdef uint32_t bit = self.bit
-        if w[self.w_iac] & bit:
-            w[self.w_icr] &= ~bit
-        if w[self.w_iam] & bit:
-            w[self.w_ims] &= ~bit
-        v = self.vector
-        if v in self.pending or v not in self.handlers:
-            return
-        self.pending.add(v)
-        deliver = self.delivers.get(v)
-        if deliver is None:
-            deliver = self.fn._msix_deliver_for(v)
-        clock = self.clock
-        if type(clock) is SimClock:
-            (<SimClock>clock)._new(self.fn.irq_latency_ns, deliver)
-        else:
-            clock.schedule(self.fn.irq_latency_ns, deliver)
-
-
-@cython.final
-cdef class MsixDeliver:
-    """The clock event that delivers MSI-X ``vector`` of function ``fn`` (``PciFunction``): the
-    vector is no longer in flight, ``fn.msix_delivered`` counts it, its handler (if one is still
-    routed) runs. One per vector, made once (``fn._msix_deliver_for``). Twin:
-    ``sriov.golden.napi.MsixDeliver``."""
-
-    cdef object vector
-    cdef set pending
-    cdef dict handlers, delivered
-
-    def __init__(self, fn, Py_ssize_t vector):
-        self.vector = vector
-        # the function's MSI-X containers live as long as the function (made once)
-        self.pending = fn._msix_pending
-        self.handlers = fn._msix_handlers
-        self.delivered = fn.msix_delivered
-
-    def __call__(self):
-        v = self.vector
-        self.pending.discard(v)
-        self.delivered[v] = self.delivered.get(v, 0) + 1
-        target = self.handlers.get(v)
-        if target is not None:
-            target(v)
-
-
-@cython.final
-cdef class Inject:
-    """A VF's MSI-X vector routed into its VM (``Vm._inject_as``): the hypervisor counts the
-    injection under ``key`` in ``injected`` and runs the guest driver's handler
-    (``nic._msix(vector)``). Twin: ``sriov.golden.napi.Inject``."""
-
-    cdef dict injected
-    cdef object key, nic
-
-    def __init__(self, dict injected not None, key, nic):
-        self.injected = injected
-        self.key = key
-        self.nic = nic
-
-    def __call__(self, vector):
-        self.injected[self.key] = self.injected.get(self.key, 0) + 1
-        self.nic._msix(vector)

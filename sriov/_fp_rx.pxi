@@ -73,7 +73,7 @@ if ((_STAT_DD, _STAT_EOP, _STAT_VP) != (_R.RXD_STAT_DD, _R.RXD_STAT_EOP, _R.RXD_
                       "update the constants of _fp_rx.pxi")
 cdef uint8_t _FAULT_NOT_MAPPED = _iommu.FAULT_NOT_MAPPED
 cdef uint8_t _FAULT_READ_ONLY = _iommu.FAULT_READ_ONLY
-cdef int64_t _ARMED_HELD = _np.iinfo(_np.int64).max
+cdef Py_ssize_t _ARRIVAL_SLOTS = 65536  # per queue: the largest ring RDLEN can describe (65528)
 
 cdef enum:
     _MAX_FRAME_DESCS = 64     # a frame of <= 65535 bytes in buffers of >= 1 KiB
@@ -157,6 +157,17 @@ cdef struct QState:
     uint64_t win_lo
     uint64_t win_len
     uint8_t* win_host
+    int64_t* arrival         # per descriptor: when the frame that starts there arrived (ns)
+    # the ring and window of the last run, kept for the next one when nothing but the data path
+    # ran in between (RxKernel.keep) and the ring is where it was
+    bint k_valid
+    uint64_t k_base
+    uint32_t k_count
+    int32_t k_domain
+    uint8_t* k_ring_host
+    uint64_t k_win_lo
+    uint64_t k_win_len
+    uint8_t* k_win_host
     # this pool's counts of the current RxKernel._run, added to the pool counters once at its end
     uint64_t n_drops         # copies not delivered (rx_copies = n_packets + n_drops)
     uint64_t n_packets
@@ -183,6 +194,7 @@ cdef struct RunCtx:
     const uint8_t* data
     const int64_t* offs
     const uint32_t* lens
+    const int64_t* ts
     uint64_t* sel
     uint64_t* dlv
     uint8_t* rsn
@@ -438,7 +450,7 @@ cdef inline bint _in_window(const QState* qs, uint64_t addr, uint32_t n) noexcep
 
 
 cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
-                           uint32_t tci, uint32_t* written, bint stream) noexcept nogil:
+                           uint32_t tci, uint32_t* written, bint stream, int64_t t) noexcept nogil:
     """The common delivery, small enough to inline: a ready queue whose ring is mapped, one
     descriptor, a buffer inside one page that translates. -1 when any of that does not hold (then
     `RxKernel._copy` decides, faults and drops included); 0 (DELIVERED) when done."""
@@ -466,6 +478,7 @@ cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t
         status |= _STAT_VP
         vlan = tci
     _write_back(dp, status, dlen, vlan)
+    qs.arrival[qs.head] = t
     qs.head += 1
     if qs.head == qs.count:
         qs.head = 0
@@ -473,6 +486,18 @@ cdef inline int _copy_fast(QState* qs, const uint8_t* f, uint32_t flen, uint32_t
     qs.avail -= 1
     written[0] = dlen
     return DELIVERED
+
+
+cdef inline void _sort_queues(int* q, int n) noexcept nogil:
+    """Ascending order (insertion sort: a batch writes to a few queues)."""
+    cdef int i, j, x
+    for i in range(1, n):
+        x = q[i]
+        j = i - 1
+        while j >= 0 and q[j] > x:
+            q[j + 1] = q[j]
+            j -= 1
+        q[j + 1] = x
 
 
 cdef Py_ssize_t _first_out_of_bounds(Py_ssize_t data_len, const int64_t* offs, const uint32_t* lens,
@@ -497,13 +522,16 @@ cdef class RxKernel:
 
     cdef object device
     cdef object iommu
-    cdef object clock
     cdef readonly object queue_frames
-    # interrupt hook skipping: the device's per-queue "armed" table (sriov.hw.interrupts.QueueVector)
-    cdef bint has_armed
-    cdef int64_t[::1] _armed
-    cdef int64_t arm_wait           # after a call: 0 = a written queue is not armed; else armed until
-    cdef readonly bint notify
+    # the PF queues the last call wrote frames to, ascending (the interrupt causes to raise)
+    cdef int written[128]
+    cdef int nwritten
+    # Set by the engine for a run when only the data path ran since the kernel's last run (no
+    # Python: no register, table or IOMMU change): the L2 tables, the flow cache and the rings'
+    # translations of that run still hold. Cleared after every run.
+    cdef bint keep
+    cdef object _arrival_keep
+    cdef int64_t* arrival           # the device's arrival times, _ARRIVAL_SLOTS per queue
     cdef bint stream  # this block's store mode (`_stream_now`), for the per-frame paths
     cdef L2Tables t
     cdef uint32_t[::1] _regs
@@ -559,14 +587,16 @@ cdef class RxKernel:
         cdef int i
         self.device = device
         self.iommu = device.iommu
-        self.clock = getattr(device, "clock", None)
-        armed = getattr(device, "rx_armed", None)
-        self.has_armed = (armed is not None and self.clock is not None
-                          and armed.shape[0] >= _MAX_QUEUES + 2 and armed.dtype == _np.int64)
-        if self.has_armed:
-            self._armed = armed
-        self.arm_wait = 0
-        self.notify = False
+        cdef int64_t[:, ::1] arr
+        arrival = getattr(device, "rx_arrival", None)
+        if arrival is None:  # a device without a timestamp table: a private one, never read
+            arrival = _np.zeros((_MAX_QUEUES, _ARRIVAL_SLOTS), _np.int64)
+        arr = arrival
+        if arr.shape[0] != _MAX_QUEUES or arr.shape[1] != _ARRIVAL_SLOTS:
+            raise _ConfigError(f"rx_arrival must be ({_MAX_QUEUES}, {_ARRIVAL_SLOTS}) int64")
+        self._arrival_keep = arrival
+        self.arrival = &arr[0, 0]
+        self.nwritten = 0
         self._regs = device.regs
         self.t.regs = &self._regs[0]
         self.t.built = False
@@ -588,6 +618,11 @@ cdef class RxKernel:
         self.bound = False
         self.nblock = _BLOCK
         self._bind_iommu()
+
+    @property
+    def written(self):
+        """The PF queues the last call wrote frames to, ascending."""
+        return [self.written[w] for w in range(self.nwritten)]
 
     @property
     def block(self):
@@ -674,7 +709,7 @@ cdef class RxKernel:
             raise _ConfigError(f"offsets, lengths and timestamps differ in length ({n}, {lengths.shape[0]})")
         if selected.shape[0] < n or delivered.shape[0] < n or reasons.shape[0] < n:
             raise _ConfigError(f"selected, delivered and reasons must each have >= {n} slots")
-        self.notify = False
+        self.nwritten = 0
         if n == 0:
             self._qframes[:] = 0
             return 0
@@ -682,10 +717,8 @@ cdef class RxKernel:
         with nogil:
             bad = _first_out_of_bounds(data.shape[0], &offsets[0], &lengths[0], n)
             if bad < 0:
-                res = self._run(&data[0] if data.shape[0] else NULL, &offsets[0], &lengths[0], n,
-                                &selected[0], &delivered[0], &reasons[0])
-        if res:
-            self._decide_notify()
+                res = self._run(&data[0] if data.shape[0] else NULL, &offsets[0], &lengths[0],
+                                &timestamps[0], n, &selected[0], &delivered[0], &reasons[0])
         if bad >= 0:
             raise _ConfigError(
                 f"frame {bad} ([{offsets[bad]}, {offsets[bad] + lengths[bad]})) lies outside the "
@@ -714,7 +747,7 @@ cdef class RxKernel:
             raise _ConfigError("burst() before bind(): bind the preallocated arrays first")
         if n < 0 or n > self.bcap:
             raise _ConfigError(f"burst of {n} frames; the bound arrays hold 0..{self.bcap}")
-        self.notify = False
+        self.nwritten = 0
         if n == 0:
             self._qframes[:] = 0
             return 0
@@ -723,24 +756,11 @@ cdef class RxKernel:
             bad = _first_out_of_bounds(self.b_data.shape[0], &self.b_offs[0], &self.b_lens[0], n)
             if bad < 0:
                 res = self._run(&self.b_data[0] if self.b_data.shape[0] else NULL, &self.b_offs[0],
-                                &self.b_lens[0], n, &self.b_sel[0], &self.b_dlv[0], &self.b_rsn[0])
-        if res:
-            self._decide_notify()
+                                &self.b_lens[0], &self.b_ts[0], n, &self.b_sel[0], &self.b_dlv[0],
+                                &self.b_rsn[0])
         if bad >= 0:
             raise _ConfigError(f"frame {bad} lies outside the {self.b_data.shape[0]}-byte data buffer")
         return res
-
-    cdef inline void _decide_notify(self):
-        """``notify``: the device's hook (`rx_queue_written`) must run for the last call, i.e. some
-        queue written to is not armed, or is armed only until a timer due by now (the hook would
-        fire the vector at once)."""
-        cdef int64_t wait = self.arm_wait
-        if wait == 0:
-            self.notify = True
-        elif wait == _ARMED_HELD:
-            self.notify = False
-        else:
-            self.notify = self.clock.now >= wait
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _fault(self, int32_t domain, uint64_t addr, int kind) noexcept nogil:
@@ -792,15 +812,20 @@ cdef class RxKernel:
         else:
             qs.pt, qs.npt, qs.domain = self.pf_pt, self.pf_npt, self.pf_dom
         qs.buf_addr, qs.buf_size, qs.nbuf = self.buf_addr, self.buf_size, self.nbuf
-        qs.ring_host = _ring_host(qs)
-        qs.win_lo = qs.win_len = 0
-        qs.win_host = NULL
+        if self.keep and qs.k_valid and qs.k_base == qs.base and qs.k_count == qs.count and qs.k_domain == qs.domain:
+            qs.ring_host = qs.k_ring_host
+            qs.win_lo, qs.win_len, qs.win_host = qs.k_win_lo, qs.k_win_len, qs.k_win_host
+        else:
+            qs.ring_host = _ring_host(qs)
+            qs.win_lo = qs.win_len = 0
+            qs.win_host = NULL
+        qs.arrival = self.arrival + <Py_ssize_t>q * _ARRIVAL_SLOTS
         qs.moved = False
         qs.state = _Q_READY
         return qs
 
     cdef inline int _copy(self, QState* qs, const uint8_t* f, uint32_t flen, uint32_t plen, bint tagged,
-                   uint32_t tci, uint32_t* written) noexcept nogil:
+                   uint32_t tci, uint32_t* written, int64_t t) noexcept nogil:
         """One pool's copy into its queue (MODEL.md "Into the ring"): 0 or a DropReason."""
         cdef bint strip
         cdef uint32_t dlen, need, d, idx, length, span, pos, status, nchunks, c, k
@@ -832,6 +857,7 @@ cdef class RxKernel:
                     status |= _STAT_VP
                     k = tci
                 _write_back(dp, status, dlen, k)
+                qs.arrival[idx] = t
                 idx += 1
                 if idx == qs.count:
                     idx = 0
@@ -889,6 +915,7 @@ cdef class RxKernel:
                     status |= _STAT_VP
                     k = tci
             _write_back(self.dptr[d], status, self.dlen_of[d], k)
+        qs.arrival[qs.head] = t
         qs.head = idx
         qs.moved = True
         qs.avail -= need
@@ -965,9 +992,9 @@ cdef class RxKernel:
             qs = &self.qs[pool]
             if qs.state == _Q_UNLOADED:
                 self._queue(pool)
-            r = _copy_fast(qs, f, flen, plen, tagged, tci, &written, self.stream)
+            r = _copy_fast(qs, f, flen, plen, tagged, tci, &written, self.stream, c.ts[i])
             if r < 0:
-                r = self._copy(qs, f, flen, plen, tagged, tci, &written)
+                r = self._copy(qs, f, flen, plen, tagged, tci, &written, c.ts[i])
             if r == DELIVERED:
                 got |= 1ULL << pool
                 qs.n_packets += 1
@@ -1002,7 +1029,8 @@ cdef class RxKernel:
             c.rsn[i] = <uint8_t>first
 
     cdef Py_ssize_t _run(self, const uint8_t* data, const int64_t* offs, const uint32_t* lens,
-                         Py_ssize_t n, uint64_t* sel, uint64_t* dlv, uint8_t* rsn) noexcept nogil:
+                         const int64_t* ts, Py_ssize_t n, uint64_t* sel, uint64_t* dlv,
+                         uint8_t* rsn) noexcept nogil:
         cdef L2Tables* t = &self.t
         cdef RunCtx c
         cdef uint64_t* pool_c = &self._pool[0]
@@ -1022,27 +1050,28 @@ cdef class RxKernel:
         cdef QState* qbase = &self.qs[0]
         cdef FlowSlot* flow = &self.flow[0]
         cdef FlowSlot* fs
-        cdef bint keyok, stream
-        cdef int64_t wait, until
+        cdef bint stream
         # pass 1's answers per frame of the block: its one pool (or _FLOW_SLOW), the frame, its
         # captured length, and the write-back's tag bits (VP | TCI << 48, 0 untagged)
         cdef uint8_t cls[_BLOCK]
         cdef const uint8_t* cf[_BLOCK]
         cdef uint32_t cflen[_BLOCK]
         cdef uint64_t cwb[_BLOCK]
-        c.data, c.offs, c.lens, c.sel, c.dlv, c.rsn, c.pool_c = data, offs, lens, sel, dlv, rsn, pool_c
+        c.data, c.offs, c.lens, c.ts, c.sel, c.dlv, c.rsn, c.pool_c = data, offs, lens, ts, sel, dlv, rsn, pool_c
         c.accepted = 0
         c.ps_dropped = self.pool_slot[_Q_DROPPED]
         c.ps_fault = self.pool_slot[_Q_FAULT]
         c.ps_qdis = self.pool_slot[_Q_QDIS]
         memset(c.pc, 0, sizeof(c.pc))
         memset(qframes, 0, _MAX_QUEUES * sizeof(uint32_t))
-        l2_refresh(t)
+        if not self.keep:
+            l2_refresh(t)
         vet = t.vet
         max_frame = t.max_frame
         # The switch's answer depends only on (destination MAC, tagged, VID) and the tables, which
         # stay as l2_refresh found them for the batch: remembered per batch, asked once per flow.
-        memset(self.flow, 0, sizeof(self.flow))
+        if not self.keep:
+            memset(self.flow, 0, sizeof(self.flow))
         # Blocks of frames in two passes. Pass 1 classifies with independent loads (lengths, tag,
         # flow-cache probe): a frame whose flow is known to go unicast to one pool gets that pool.
         # Pass 2, in frame order, delivers those whose queue is ready with a descriptor and a buffer
@@ -1106,6 +1135,7 @@ cdef class RxKernel:
                             if not _one_line(p, f, flen, strip, dlen, stream):
                                 _deliver_any(p, f, flen, strip, dlen, stream)
                             sriov_wb16w(dp, wb | _STAT_DD | _STAT_EOP | (<uint64_t>(dlen & 0xFFFF) << 32))
+                            qs.arrival[qs.head] = ts[i + j]
                             qs.head += 1
                             if qs.head == qs.count:
                                 qs.head = 0
@@ -1124,11 +1154,8 @@ cdef class RxKernel:
         c.accepted += nfast
         pc[_P_CLASSIFIED] += nfast
         pc[_P_BYTES] += fbytes
-        # the heads the hardware advanced, and the queue states back to "not loaded"; whether every
-        # queue written to has its interrupt cause already held (then the hook would change nothing)
-        keyok = (self.has_armed and self._armed[_MAX_QUEUES] == t.qpp
-                 and self._armed[_MAX_QUEUES + 1] == self.nvfs)
-        wait = _ARMED_HELD
+        # the heads the hardware advanced, the queues written to, the queue states back to "not loaded"
+        self.nwritten = 0
         for k in range(self.nloaded):
             pool = self.loaded[k]
             qs = &self.qs[pool]
@@ -1140,12 +1167,18 @@ cdef class RxKernel:
                 pool_c[pool * npc + ps_packets] += qs.n_packets
                 pool_c[pool * npc + ps_bytes] += qs.n_bytes
                 pool_c[pool * npc + ps_mcast] += qs.n_mcast
-                until = self._armed[qs.q] if keyok else 0
-                if until < wait:
-                    wait = until
+                if qs.n_packets:
+                    self.written[self.nwritten] = qs.q
+                    self.nwritten += 1
+            qs.k_valid = qs.state == _Q_READY
+            if qs.k_valid:
+                qs.k_base, qs.k_count, qs.k_domain = qs.base, qs.count, qs.domain
+                qs.k_ring_host = qs.ring_host
+                qs.k_win_lo, qs.k_win_len, qs.k_win_host = qs.win_lo, qs.win_len, qs.win_host
             qs.state = _Q_UNLOADED
-        self.arm_wait = wait if wait > 0 else 0
         self.nloaded = 0
+        self.keep = False
+        _sort_queues(self.written, self.nwritten)
         pc[_P_IN] = <uint64_t>n
         pc[_P_PACKETS] = <uint64_t>c.accepted
         for k in range(_P_N):
@@ -1204,9 +1237,11 @@ cdef class RxRingCore:
     ixgbevf_clean_rx_irq's scan). Twin: ``sriov.golden.rx.RxRingCore``.
 
     ``ring``: the descriptor ring as (count, 4) little-endian words (written by `repost`);
-    ``bufs[d]``: descriptor d's buffer address; ``offsets``/``lengths``/``vlans``: `harvest`'s
-    outputs (count slots each). Binding once is the point: a per-call function re-acquires seven
-    buffers, which cost more than the work of a 64-frame poll.
+    ``bufs[d]``: descriptor d's buffer address; ``offsets``/``lengths``/``vlans``/``timestamps``:
+    `harvest`'s outputs (count slots each; a frame's timestamp is its arrival time, from the
+    device's per-descriptor table bound with `bind_arrivals`, else 0). Binding once is the
+    point: a per-call function re-acquires seven buffers, which cost more than the work of a
+    64-frame poll.
     """
 
     cdef uint32_t[:, ::1] ring
@@ -1214,6 +1249,9 @@ cdef class RxRingCore:
     cdef int64_t[::1] offsets
     cdef uint32_t[::1] lengths
     cdef uint16_t[::1] vlans
+    cdef int64_t[::1] timestamps
+    cdef object _arrival_keep
+    cdef const int64_t* arrival  # the device's arrival time per descriptor of this queue, or NULL
     cdef readonly Py_ssize_t count
     cdef readonly uint64_t last_bytes  # frame bytes the last harvest took (NAPI's byte count)
     # the tail register's plain-storage slot (see bind_tail): regs[word] while regs[guard_word] == guard
@@ -1224,15 +1262,32 @@ cdef class RxRingCore:
 
     def __init__(self, uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs not None,
                  int64_t[::1] offsets not None, uint32_t[::1] lengths not None,
-                 uint16_t[::1] vlans not None):
+                 uint16_t[::1] vlans not None, int64_t[::1] timestamps=None):
         cdef Py_ssize_t count = ring.shape[0]
+        if timestamps is None:
+            timestamps = _np.zeros(count, _np.int64)
         if ring.shape[1] != 4 or bufs.shape[0] != count or count < 2:
             raise _ConfigError("ring must be (count >= 2, 4) words with one buffer address per descriptor")
-        if offsets.shape[0] < count or lengths.shape[0] < count or vlans.shape[0] < count:
+        if (offsets.shape[0] < count or lengths.shape[0] < count or vlans.shape[0] < count
+                or timestamps.shape[0] < count):
             raise _ConfigError(f"output arrays must hold {count} frames (the ring's size)")
         self.ring, self.bufs = ring, bufs
-        self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
+        self.offsets, self.lengths, self.vlans, self.timestamps = offsets, lengths, vlans, timestamps
         self.count = count
+
+    def bind_arrivals(self, arrivals):
+        """The device's arrival time per descriptor of this ring's queue (``arrivals[d]`` for the
+        frame starting at descriptor d; `Device82599.rx_arrivals`), or None: timestamps 0."""
+        cdef const int64_t[::1] mv
+        if arrivals is None:
+            self._arrival_keep = None
+            self.arrival = NULL
+            return
+        mv = arrivals
+        if mv.shape[0] < self.count:
+            raise _ConfigError(f"arrivals must hold {self.count} descriptors, got {mv.shape[0]}")
+        self._arrival_keep = arrivals
+        self.arrival = &mv[0]
 
     def bind_tail(self, regs, Py_ssize_t word=-1, Py_ssize_t guard_word=-1, uint32_t guard=0):
         """Where the ring's tail write may go straight (`Device82599.plain_register`): ``regs[word]``
@@ -1380,6 +1435,8 @@ cdef class RxRingCore:
         cdef int64_t* offsets = &self.offsets[0]
         cdef uint32_t* lengths = &self.lengths[0]
         cdef uint16_t* vlans = &self.vlans[0]
+        cdef int64_t* tsout = &self.timestamps[0]
+        cdef const int64_t* arrival = self.arrival
         cdef Py_ssize_t limit = count - 1, seg, k
         cdef bint stop = False
         if budget > count:
@@ -1405,6 +1462,7 @@ cdef class RxRingCore:
                     lengths[frames + k] = word3 & 0xFFFF
                     vlans[frames + k] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
                     nbytes += word3 & 0xFFFF
+                    tsout[frames + k] = arrival[d + k] if arrival != NULL else 0
                     k += 1
                 frames += k
                 scanned += k
@@ -1427,6 +1485,7 @@ cdef class RxRingCore:
                     offsets[frames] = <int64_t>bufs[first]
                     lengths[frames] = total
                     vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
+                    tsout[frames] = arrival[first] if arrival != NULL else 0
                     if d < first:
                         wrap = frames
                     frames += 1

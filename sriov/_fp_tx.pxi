@@ -182,12 +182,8 @@ cdef class TxKernel:
     cdef int pool_slot[_TQ_N]
     cdef int npc
     cdef readonly object rx_queue_frames
-    cdef readonly bint rx_notify    # after a run: the device's RX hook (rx_queue_written) must run
-    cdef int64_t arm_wait
     cdef readonly object tx_queue_frames
     cdef readonly list tx_done      # after a run: the PF TX queues that completed frames, ascending
-    cdef bint has_txarmed           # the device's ``tx_armed`` table (sriov.hw.interrupts.QueueVector)
-    cdef int64_t[::1] _txarmed
     cdef uint32_t[::1] _rxq
     cdef uint32_t[::1] _txq
     # the wire's output arrays
@@ -241,15 +237,7 @@ cdef class TxKernel:
         self._rxq = self.rx_queue_frames
         self._txq = self.tx_queue_frames
         self.bound = False
-        self.rx_notify = False
-        self.arm_wait = _ARMED_HELD
         self.tx_done = []
-        armed = getattr(device, "tx_armed", None)
-        self.has_txarmed = (isinstance(armed, _np.ndarray) and rx.clock is not None
-                            and armed.ndim == 1 and armed.shape[0] >= _MAX_QUEUES + 2
-                            and armed.dtype == _np.int64)
-        if self.has_txarmed:
-            self._txarmed = armed
 
     def bind_output(self, uint8_t[::1] data not None, int64_t[::1] offsets not None,
                     uint32_t[::1] lengths not None, int64_t[::1] timestamps not None,
@@ -312,61 +300,19 @@ cdef class TxKernel:
             if self._txq[q]:
                 done.append(q)
         self.tx_done = done
-        if self.arm_wait == 0:
-            self.rx_notify = True
-        elif self.arm_wait == _ARMED_HELD:
-            self.rx_notify = False
-        else:
-            self.rx_notify = rx.clock.now >= self.arm_wait
         return taken
-
-    cpdef bint tx_hook_needed(self):
-        """Whether the device's TX hook (``tx_queues_completed(tx_done)``) can change anything now:
-        False only when every queue of ``tx_done`` has its transmit cause held (``device.tx_armed``,
-        kept by `sriov.hw.interrupts.QueueVector`: masked, or a moderation timer not yet due), the
-        transmit twin of the receive kernel's ``notify``. Asked at the moment of the hook (after
-        the RX hook ran), so a stale entry can only cost one unneeded call."""
-        cdef int64_t wait = _ARMED_HELD, until
-        cdef Py_ssize_t q
-        cdef bint keyok
-        if not self.tx_done:
-            return False
-        if not self.has_txarmed:
-            return True
-        keyok = (self._txarmed[_MAX_QUEUES] == self.rx.t.qpp
-                 and self._txarmed[_MAX_QUEUES + 1] == self.rx.nvfs)
-        if not keyok:
-            return True
-        for q in self.tx_done:
-            until = self._txarmed[q]
-            if until < wait:
-                wait = until
-        if wait == 0:
-            return True
-        if wait == _ARMED_HELD:
-            return False
-        return self.rx.clock.now >= wait
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _flush_rx(self) noexcept nogil:
-        """The RX heads the local deliveries advanced, and the RX queue states back to "not loaded";
-        ``arm_wait`` as the receive kernel computes it (whether every queue written to already has
-        its interrupt cause held, so the device's hook would change nothing)."""
+        """The RX heads the local deliveries advanced, and the RX queue states back to "not loaded"."""
         cdef QState* qs
         cdef int k
-        cdef bint keyok = (self.rx.has_armed and self.rx._armed[_MAX_QUEUES] == self.rx.t.qpp
-                           and self.rx._armed[_MAX_QUEUES + 1] == self.rx.nvfs)
-        cdef int64_t wait = _ARMED_HELD, until
         for k in range(self.rx.nloaded):
             qs = &self.rx.qs[self.rx.loaded[k]]
             if qs.state == _Q_READY and qs.moved:
                 qs.blk[_QW_RDH] = qs.head
-                until = self.rx._armed[qs.q] if keyok else 0
-                if until < wait:
-                    wait = until
             qs.state = _Q_UNLOADED
         self.rx.nloaded = 0
-        self.arm_wait = wait
 
     cdef void _flush_acc(self) noexcept nogil:
         """The run's per-pool accumulators into the pool counters (and their sums into the port's)."""
@@ -650,9 +596,9 @@ cdef class TxKernel:
                 qs = &self.rx.qs[p]
                 if qs.state == _Q_UNLOADED:
                     self.rx._queue(p)
-                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written, _stream_now())  # the receive path's own
+                r = _copy_fast(qs, f, flen, plen, tagged, tci, &written, _stream_now(), self.now)
                 if r < 0:
-                    r = self.rx._copy(qs, f, flen, plen, tagged, tci, &written)
+                    r = self.rx._copy(qs, f, flen, plen, tagged, tci, &written, self.now)
             else:
                 r = QUEUE_DISABLED
             if r == DELIVERED:

@@ -4,6 +4,10 @@
 memory is mapped into the VF's IOMMU domain at IOVA = guest-physical address, the
 VF's MSI-X vectors are routed to the VM (which injects them into the guest driver),
 and the guest's VF driver (`VfNic`) binds by device id.
+
+``Host.run_traffic`` offers frames to a port at their arrival times; the simulation engine
+(`sriov.hw.clock.SimClock.run_frames`) runs them with every interrupt, injection and NAPI poll
+in between, in one call.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from sriov.hw import regs as R
 from sriov.hw.clock import SimClock
 from sriov.hw.device import Device82599, VfFunction
 from sriov.hw.iommu import Iommu
-from sriov.kernels import impl as _kernels
 from sriov.memory import GuestMemory
 
 if TYPE_CHECKING:
@@ -37,9 +40,8 @@ DEFAULT_HOST_MEMORY = 64 << 20
 INJECTION_PRESETS: dict[str, int] = {"posted": 1_000, "vm-exit": 5_000}
 INTEL_OUI = b"\x00\x1b\x21"
 VF_DRIVERS: dict[int, type[VfNic]] = {R.DEV_ID_82599_VF: VfNic}  # device id -> driver (probe match)
-
-
-Inject = _kernels.Inject  # a VF vector's route into its VM (module-level: tests swap twins)
+#: how far past the clock `run_traffic` takes a first timestamp without ``start_ns`` (1 hour)
+TRAFFIC_HORIZON_NS = 3_600 * 10**9
 
 
 def injection_latency(value: int | str) -> int:
@@ -66,18 +68,24 @@ class Vm:
         self.memory = GuestMemory(memory, name)
         self.injection_latency_ns = injection_latency_ns  # VF MSI-X -> this guest's handler
         self.nics: list[VfNic] = []
-        self.injected: dict[str, int] = {}
+        # "<nic>-<vector>" -> (the VF's vector, its injections before it was routed here)
+        self._routes: dict[str, tuple[Any, int]] = {}
+        self._unrouted: dict[str, int] = {}  # injections counted before a route was taken away
 
-    def _inject(self, nic: VfNic, vector: int) -> None:
-        """A VF MSI-X message arrived: the hypervisor injects it into the guest's handler."""
-        self._inject_as(f"{nic.name}-{vector}", nic, vector)
+    @property
+    def injected(self) -> dict[str, int]:
+        """Interrupts the hypervisor injected into this VM, per ``"<nic>-<vector>"`` (a snapshot)."""
+        out = dict(self._unrouted)
+        for key, (m, base) in self._routes.items():
+            out[key] = out.get(key, 0) + m.injected - base
+        return {key: n for key, n in out.items() if n}
 
-    def _inject_as(self, key: str, nic: VfNic, vector: int) -> None:
-        """`_inject` with the ``injected`` key made once (what `Inject`, the handler
-        `Host.assign` routes each VF vector to, does in one compiled call)."""
-        injected = self.injected
-        injected[key] = injected.get(key, 0) + 1
-        nic._msix(vector)
+    def _route(self, key: str, vector: Any) -> None:
+        self._routes[key] = (vector, vector.injected)
+
+    def _unroute(self, key: str) -> None:
+        m, base = self._routes.pop(key)
+        self._unrouted[key] = self._unrouted.get(key, 0) + m.injected - base
 
     def __repr__(self) -> str:
         return f"<Vm {self.name} {self.memory.size >> 20} MiB, {len(self.nics)} VFs>"
@@ -244,7 +252,8 @@ class Host:
         seed = int(self._rng.integers(0, 2**63))
         nic = driver(vf_function, vm.memory, self.clock, seed=seed, name=f"{vm.name}/eth{len(vm.nics)}")
         for vector in range(nic.NUM_VECTORS):
-            vf_function.set_msix_handler(vector, Inject(vm.injected, f"{nic.name}-{vector}", nic))
+            vm._route(f"{nic.name}-{vector}", vf_function.msix.vectors[vector])
+            vf_function.set_msix_guest(vector, nic)
         # The VF's messages now go through the hypervisor's injection path to this guest.
         vf_function.irq_latency_ns = vm.injection_latency_ns
         vm.nics.append(nic)
@@ -260,7 +269,8 @@ class Host:
         _, vm, port = self._nics.pop(fn)
         nic.remove()
         for vector in range(nic.NUM_VECTORS):
-            fn.set_msix_handler(vector, None)
+            fn.set_msix_guest(vector, None)
+            vm._unroute(f"{nic.name}-{vector}")
         fn.irq_latency_ns = port.device.irq_latency_ns
         fn.domain.unmap(0, vm.memory.size)
         vm.nics.remove(nic)
@@ -276,115 +286,69 @@ class Host:
         port: Port,
         batch: Batch,
         start_ns: int | None = None,
-        chunk_ns: int = 0,
-        max_chunk: int = 4096,
         trace: bool = True,
     ) -> RxResult:
-        """Offer ``batch`` to ``port``'s wire at its arrival times, interleaved with the clock.
+        """Offer ``batch`` to ``port``'s wire at its arrival times, on the simulation clock.
 
         Each frame reaches the device at its timestamp: clock events due before it run first,
-        events due at the same instant after it (the order `sriov.timeline` uses). Frames go to
-        the wire together only while nothing could tell them apart: no clock event falls between
-        them and no assigned VF's queue vector could fire on a new cause (masked, cause already
-        pending, or still inside its EITR interval); otherwise one at a time. The PF's own
-        vectors are not watched (its pool's causes may be raised early, by less than the gap to
-        the next clock event).
-
-        ``chunk_ns`` > 0 trades exactness for speed, as a traffic generator feeding bursts does:
-        the frames of each ``chunk_ns`` of wire time reach the device together at the first
-        one's time, up to ``chunk_ns`` early (a poll may take them, a cause fires sooner); the
-        clock events due inside a chunk run after it.
+        events due at the same instant after it (the order `sriov.timeline` uses). Its receive
+        completions raise their interrupt causes at its arrival; moderation, MSI-X delivery,
+        injection and the guests' NAPI polls run in between, all in the simulation engine
+        (`SimClock.run_frames`). Each frame the guests take carries its arrival time.
 
         ``start_ns``: shift the batch's times so its first frame arrives then (None: the
-        timestamps are simulation times and must not lie in the past). ``trace``: record in each
-        assigned VF driver's `RxTrace` (``nic.napi.trace``) the arrival time of every frame its
-        ring gets, for latency figures. Returns the verdicts of the whole batch (`RxResult`);
-        the clock is left at the last arrival. A driver that advances the clock inside an event
-        (a busy-wait) makes the frames it jumped over arrive late, at the clock: counted in
-        ``late_frames``.
+        timestamps are simulation times; they must not lie in the past, nor more than
+        `TRAFFIC_HORIZON_NS` ahead of the clock: a capture's epoch times need ``start_ns``).
+        ``trace``: record in each assigned VF driver's `RxTrace` (``nic.napi.trace``) the arrival
+        and hand-off time of every frame and every interrupt, for latency figures. Returns the
+        verdicts of the whole batch (`RxResult`); the clock is left at the last arrival. A driver
+        that advances the clock inside an event (a busy-wait) makes the frames it jumped over
+        arrive late, at the clock: counted in ``late_frames``.
         """
         from sriov.drivers.napi import RxTrace
-        from sriov.hw import counters as C
         from sriov.wire import RxResult
 
         if not isinstance(port, Port) or self.ports.get(port.name) is not port:
             raise ConfigError(f"{port!r} is not a port of this host (use host.add_port)")
         if not isinstance(batch, Batch):
             raise ConfigError(f"run_traffic() takes a sriov.Batch, got {type(batch).__name__}")
-        for name, value, low in (("chunk_ns", chunk_ns, 0), ("max_chunk", max_chunk, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
         n = len(batch)
         clock = self.clock
-        ts = np.asarray(batch.timestamps_ns, dtype=np.int64)
+        ts = np.ascontiguousarray(batch.timestamps_ns, dtype=np.int64)
         if n and np.any(np.diff(ts) < 0):
             raise ConfigError("run_traffic needs frames in arrival order (timestamps_ns non-decreasing)")
-        if n and start_ns is not None:
-            if not isinstance(start_ns, int) or start_ns < clock.now:
+        if start_ns is not None:
+            if not isinstance(start_ns, int) or isinstance(start_ns, bool) or start_ns < clock.now:
                 raise ConfigError(f"start_ns must be an int >= the clock ({clock.now} ns), got {start_ns!r}")
-            ts = ts + (start_ns - int(ts[0]))
-            batch = Batch(batch.data, batch.offsets, batch.lengths, ts, validate=False)
+            if n:
+                ts = ts + (start_ns - int(ts[0]))
         if n and int(ts[0]) < clock.now:
             raise ConfigError(
                 f"the first frame arrives at {int(ts[0])} ns, before the clock ({clock.now} ns): "
                 "pass start_ns=host.clock.now (or later) to shift the batch"
             )
+        if n and start_ns is None and int(ts[0]) - clock.now > TRAFFIC_HORIZON_NS:
+            raise ConfigError(
+                f"the first frame arrives at {int(ts[0])} ns, more than {TRAFFIC_HORIZON_NS // 10**9} s of "
+                f"simulated time after the clock ({clock.now} ns; a capture's epoch times?): pass "
+                "start_ns=host.clock.now to shift the batch"
+            )
+        if trace:
+            for nic, _vm, p in self._nics.values():
+                if p is port and nic.napi.trace is None:
+                    nic.napi.trace = RxTrace()
         selected = np.zeros(n, np.uint64)
         delivered = np.zeros(n, np.uint64)
         reasons = np.zeros(n, np.uint8)
+        device = port.device
+        functions = [device.pf, *device.vfs]
+        min_latency = min(fn.irq_latency_ns for fn in functions)
         queue_frames = np.zeros(R.MAX_QUEUES, np.int64)
-        watched = []  # queue vectors of the VF drivers on this port
-        traced = []  # (trace, pool)
-        counters = port.device.state.pool_counters
-        col = C.POOL["rx_packets"]
-        for fn, (nic, _vm, p) in self._nics.items():
-            if p is not port:
-                continue
-            mbx = fn.msix.mailbox_vector()
-            watched += [m for v, m in enumerate(fn.msix.vectors) if v != mbx]
-            if trace:
-                if nic.napi.trace is None:
-                    nic.napi.trace = RxTrace()
-                tr = nic.napi.trace
-                if tr.accounted is None:  # frames already in the ring: their arrival is unknown
-                    tr.arrived_unknown(nic.rx_ring.pending() if nic.rx_ring is not None else 0)
-                    tr.accounted = int(counters[fn.index, col])
-                traced.append((tr, fn.index))
-        far = 1 << 62
-        i = 0
-        while i < n:
-            t = int(ts[i])
-            clock.run_before(t)
-            if chunk_ns:
-                limit = t + chunk_ns - 1
-            else:
-                nxt = clock.next_event_time()
-                limit = far if nxt is None else nxt  # arrivals at an event's instant come before it
-                for m in watched:
-                    if m.masked or m.pending:
-                        continue  # a new cause cannot fire it before some clock event
-                    due = m.last_fire + m.interval_ns
-                    limit = min(limit, due - 1 if due > t else t - 1)
-            j = int(np.searchsorted(ts, limit, side="right"))
-            j = min(max(j, i + 1), i + max_chunk, n)
-            if clock.now > t:  # a nested advance moved time past these arrivals: they come late
-                self.late_frames += int(np.searchsorted(ts[i:j], clock.now, side="left"))
-            before = [int(counters[p, col]) for _, p in traced]
-            res = port.wire.receive(batch[i:j])
-            selected[i:j] = res.selected
-            delivered[i:j] = res.delivered
-            reasons[i:j] = res.reasons
-            queue_frames += res.queue_frames
-            for (tr, p), c0 in zip(traced, before, strict=True):
-                if c0 > tr.accounted:
-                    tr.arrived_unknown(c0 - tr.accounted)
-                written = int(counters[p, col]) - c0
-                if written == j - i:  # every frame of the chunk reached this pool (one-VF traffic)
-                    tr.arrived(ts[i:j])
-                elif written:
-                    tr.arrived(ts[i:j][(res.delivered >> np.uint64(p)) & np.uint64(1) != 0])
-                tr.accounted = c0 + written
-            i = j
+        _accepted, late = clock.run_frames(
+            port.wire._kernel, device.router, batch.data, batch.offsets, batch.lengths, ts,
+            selected, delivered, reasons, queue_frames, min_latency,
+        )  # fmt: skip
+        self.late_frames += late
         if n:
             clock.run_until(int(ts[-1]))
         return RxResult(selected, delivered, reasons, queue_frames)

@@ -105,19 +105,17 @@ class RxBurst:
         ) = arrays
         self.queue_frames: np.ndarray = kernel.queue_frames
         self._device = wire.device
-        self._notify = getattr(wire.device, "rx_queue_written", None)
         self._run = kernel.burst
-        # A compiled kernel says whether the hook can change anything (`notify`: some queue it
-        # wrote to does not have its interrupt cause held yet); the golden one always calls it.
-        self._always = not hasattr(kernel, "notify")
+        self._raise = wire.device.router.raise_written
 
     def __call__(self, n: int) -> int:
-        """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool."""
+        """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool.
+        The queues written to raise their interrupt causes at the clock's instant."""
         if not self._device.link_up:
             return self._wire._link_down(n, self.selected, self.delivered, self.reasons)
         accepted = self._run(n)
-        if accepted and self._notify is not None and (self._always or self._kernel.notify):
-            self._notify(self.queue_frames)
+        if accepted:
+            self._raise(self._kernel)
         return accepted
 
 
@@ -148,7 +146,7 @@ class Wire(WireTx):
             batch.data, batch.offsets, batch.lengths, batch.timestamps_ns, selected, delivered, reasons
         )
         queue_frames = kernel.queue_frames.copy()
-        self._after_burst(accepted, kernel.queue_frames)
+        self._after_burst(accepted)
         return RxResult(selected, delivered, reasons, queue_frames)
 
     def _link_down(self, n: int, selected: np.ndarray, delivered: np.ndarray, reasons: np.ndarray) -> int:
@@ -202,12 +200,10 @@ class Wire(WireTx):
         self._bursts.append(burst)
         return burst
 
-    def _after_burst(self, accepted: int, queue_frames: np.ndarray) -> None:
-        # The interrupts side raises the queues' causes (EITR-moderated) when the device has it,
-        # unless the kernel knows every queue it wrote to already has its cause held.
-        notify = getattr(self.device, "rx_queue_written", None)
-        if accepted and notify is not None and getattr(self._kernel, "notify", True):
-            notify(queue_frames)
+    def _after_burst(self, accepted: int) -> None:
+        # the queues written to raise their interrupt causes (EITR-moderated) at the clock's instant
+        if accepted:
+            self.device.router.raise_written(self._kernel)
 
 
 def rx_conservation_errors(device) -> list[str]:

@@ -118,23 +118,14 @@ class WireTx:
     def _after_tx(self, start: int) -> None:
         kernel = self._tx_kernel
         device = self.device
-        if self._tx_compiled:
-            # the compiled kernel says when the RX hook would change nothing (every queue's cause
-            # held; no local delivery at all) and lists the TX queues that completed frames
-            if kernel.rx_notify:
-                notify = getattr(device, "rx_queue_written", None)
-                if notify is not None:
-                    notify(kernel.rx_queue_frames)
-            done_queues = kernel.tx_done
-        else:
-            if kernel.rx_queue_frames.any():
-                notify = getattr(device, "rx_queue_written", None)
-                if notify is not None:
-                    notify(kernel.rx_queue_frames)
-            done_queues = kernel.tx_queue_frames.nonzero()[0].tolist()
-        # the compiled kernel also says when the TX hook would change nothing (every completed
-        # queue's cause already held), asked after the RX hook, which may have changed vectors
-        if done_queues and (not self._tx_compiled or kernel.tx_hook_needed()):
+        # local deliveries (VEB) raise their receive queues' causes, then the completed transmit
+        # queues theirs, at the clock's instant
+        if kernel.rx_queue_frames.any():
+            notify = getattr(device, "rx_queue_written", None)
+            if notify is not None:
+                notify(kernel.rx_queue_frames)
+        done_queues = kernel.tx_done if self._tx_compiled else kernel.tx_queue_frames.nonzero()[0].tolist()
+        if done_queues:
             done = getattr(device, "tx_queues_completed", None)
             if done is not None:
                 done(done_queues)

@@ -64,8 +64,8 @@ def test_fuzz_rx_catches_a_planted_disagreement(monkeypatch) -> None:
 
     real = golden_rx.deliver
 
-    def more_bytes(device, pool, frame, tagged, tci):
-        reason, q, n = real(device, pool, frame, tagged, tci)
+    def more_bytes(device, pool, frame, tagged, tci, arrival_ns=0):
+        reason, q, n = real(device, pool, frame, tagged, tci, arrival_ns)
         return reason, q, n + 1 if n else n
 
     monkeypatch.setattr(golden_rx, "deliver", more_bytes)

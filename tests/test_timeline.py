@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sriov.errors import ConfigError
-from sriov.hw.clock import SimClock
-from sriov.hw.eitr import VectorModerator, eitr_from_usecs, interval_ns_from_eitr
+from sriov.hw.clock import SimClock, Vector
+from sriov.hw.eitr import eitr_from_usecs, interval_ns_from_eitr
 from sriov.timeline import ModerationSettings, simulate, simulate_golden
 
 FRAME_GAP_10G_64B = 67.2  # ns between 64-byte frames at 10 GbE line rate
@@ -29,32 +29,42 @@ def test_eitr_units() -> None:
         eitr_from_usecs(1023)
 
 
+def _vector(clock: SimClock, interval_ns: int) -> tuple[Vector, np.ndarray]:
+    """A vector over a mask register (word 0, bit 0 set = enabled) and an auto-mask register
+    (word 1), as a driver with EIAM set programs it; returns it and its register words."""
+    regs = np.array([1, 1], np.uint32)
+    v = Vector(clock, regs, 0, ims=0, ims_bit=1, iam=1)
+    v.reprogram(interval_ns, reset_counter=True)
+    return v, regs
+
+
 def test_vector_fires_at_once_then_holds_a_cause_until_the_interval_expires() -> None:
     clock = SimClock()
-    fired: list[int] = []
-    v = VectorModerator(clock, lambda: fired.append(clock.now), interval_ns=10_000)
+    v, regs = _vector(clock, 10_000)
     v.raise_cause()
-    assert fired == [0] and v.masked
+    assert (v.fired, v.last_fire) == (1, 0) and v.masked and regs[0] == 0  # auto-masked in the register
+    regs[0] = 1
     v.unmask()
     clock.advance(3_000)
     v.raise_cause()  # inside the interval: pending
-    assert fired == [0]
+    assert v.fired == 1 and v.timer_due == 10_000
     clock.advance(6_999)
-    assert fired == [0]
+    assert v.fired == 1
     clock.advance(1)
-    assert fired == [0, 10_000]
+    assert (v.fired, v.last_fire) == (2, 10_000)
 
 
 def test_masked_vector_latches_and_fires_on_unmask() -> None:
     clock = SimClock()
-    fired: list[int] = []
-    v = VectorModerator(clock, lambda: fired.append(clock.now), interval_ns=0)
+    v, regs = _vector(clock, 0)
+    regs[0] = 0  # masked: the register is the state
     v.mask()
     v.raise_cause()
     clock.advance(50_000)
-    assert fired == []
+    assert v.fired == 0
+    regs[0] = 1
     v.unmask()
-    assert fired == [50_000]
+    assert (v.fired, v.last_fire) == (1, 50_000)
 
 
 def quiet(**kw: int) -> ModerationSettings:

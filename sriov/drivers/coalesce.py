@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
-from sriov.hw.interrupts import ivar_entry
+from sriov.hw.regs import ivar_entry
 
 MAX_RX_USECS = R.MAX_EITR >> 2  # 1022
 ADAPTIVE = 1  # rx-usecs 1: dynamic ITR

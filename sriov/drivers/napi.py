@@ -16,14 +16,17 @@ stack at ``start + poll_overhead_ns + j * per_frame_ns``; the buffers go back to
 (`sriov.timeline`), so the full model and the kernel can be held to the same answers.
 
 Where the frames go (the "guest stack"): ``nic.on_receive(batch)`` when the guest set one
-(zero-copy views, valid during the call), otherwise a bounded backlog that ``nic.rx_poll``
-returns from (copies: the ring's buffers are reused), like a socket receive queue. Frames that
-find the backlog full are dropped and counted (``rx_backlog_dropped``).
+(zero-copy views, valid during the call; `SINK` drops them without a Python call), otherwise a
+bounded backlog that ``nic.rx_poll`` returns from (copies: the ring's buffers are reused), like
+a socket receive queue. Frames that find the backlog full are dropped and counted
+(``rx_backlog_dropped``). Every batch carries each frame's arrival time (``timestamps_ns``).
 
-`RxTrace` is instrumentation, not driver state: `sriov.host.Host.run_traffic` records the
-arrival time of every frame the device writes to the ring, NAPI records when each one was
-handed to the stack and when each interrupt reached the guest; latency percentiles and
-interrupt rates come from there.
+NAPI's steps are events of the simulation engine (`sriov.hw.clock`): the interrupt's delivery
+starts a cycle and each poll's end is an event, so a cycle runs in the engine.
+
+`RxTrace` is instrumentation, not driver state: NAPI records, per frame handed to the stack,
+its arrival time and when it was handed over, and when each interrupt reached the guest;
+latency percentiles and interrupt rates come from there.
 """
 
 from __future__ import annotations
@@ -39,15 +42,13 @@ from sriov import kernels
 from sriov.batch import Batch
 from sriov.drivers import coalesce
 from sriov.errors import ConfigError
-from sriov.hw.clock import EventHandle
 
 if TYPE_CHECKING:
     from sriov.drivers.vf import VfNic
 
 NAPI_POLL_WEIGHT = 64  # the kernel's default NAPI budget, which ixgbevf uses
 NETDEV_MAX_BACKLOG = 1000  # Linux default; here: frames handed to the stack that nobody read yet
-_ITR_MEMO: dict[tuple[int, ...], tuple[coalesce.ItrState, int]] = {}  # adaptive_itr (+ its VTEITR value)
-_ITR_MEMO_SIZE = 4096
+SINK = kernels.impl.sink  # ``nic.on_receive = SINK``: a guest stack that drops what it receives
 
 
 @dataclass(frozen=True)
@@ -107,54 +108,22 @@ class _Series:
 class RxTrace:
     """Arrival, hand-off and interrupt times of one nic's receive queue (simulation ns).
 
-    Frames are matched in ring order: the device fills the ring in arrival order and the
-    driver takes it in the same order. A frame whose arrival time is not known (written by a
-    caller other than `Host.run_traffic`) has arrival -1 and is left out of the latencies.
+    One entry per frame handed to the stack, in order: its arrival time (what the device
+    recorded for it; 0 when its sender gave none, e.g. `port.wire.receive` of a batch without
+    times) and when it was handed over. Frames without a known arrival are left out of the
+    latencies.
     """
 
     def __init__(self) -> None:
-        self._pending = _Series()  # arrival times of frames in the ring, not taken yet
-        self._head = 0
-        self.arrival = _Series()  # per frame handed to the stack, in order
+        self.arrival = _Series()
         self.handed = _Series()
         self.irq = _Series()  # when each queue-vector interrupt reached the guest
-        self.accounted: int | None = None  # the queue's frames-written count already logged (host side)
 
-    # -- the host side: frames written into the ring --------------------------------------------
-    def arrived(self, arrivals_ns: np.ndarray) -> None:
-        """Frames the device just wrote to the ring, in ring order."""
-        self._pending.extend(arrivals_ns)
-
-    def arrived_unknown(self, count: int) -> None:
-        """``count`` frames written whose arrival time nobody recorded."""
-        if count > 0:
-            self._pending.fill(-1, count)
-
-    def waiting(self) -> int:
-        """Frames logged as written and not taken by the driver yet."""
-        return self._pending.n - self._head
-
-    def flush(self) -> None:
-        """The ring was reset: frames in it are gone."""
-        self._pending.clear()
-        self._head = 0
-
-    # -- the driver side ------------------------------------------------------------------------
-    def taken(self, handed_ns: np.ndarray) -> None:
-        """The driver took ``len(handed_ns)`` frames; frame k reached the stack at ``handed_ns[k]``."""
-        k = len(handed_ns)
-        avail = min(k, self.waiting())
-        arrivals = self._pending.data[self._head : self._head + avail]
-        self.arrival.extend(arrivals)
-        if avail < k:
-            self.arrival.fill(-1, k - avail)
+    def taken(self, arrivals_ns: np.ndarray, handed_ns: np.ndarray) -> None:
+        """The driver took frames that arrived at ``arrivals_ns``; frame k reached the stack at
+        ``handed_ns[k]``."""
+        self.arrival.extend(arrivals_ns)
         self.handed.extend(handed_ns)
-        self._head += avail
-        if self._head > 4096 and self._head * 2 > self._pending.n:  # keep the FIFO small
-            rest = self._pending.data[self._head : self._pending.n].copy()
-            self._pending.clear()
-            self._pending.extend(rest)
-            self._head = 0
 
     def interrupt(self, now: int) -> None:
         """A queue-vector interrupt reached the guest at ``now``."""
@@ -163,9 +132,9 @@ class RxTrace:
     # -- results --------------------------------------------------------------------------------
     def latencies_ns(self) -> np.ndarray:
         """Arrival -> handed-to-the-stack latency of every frame whose arrival is known."""
-        a = self.arrival.view()
-        known = a >= 0
-        return self.handed.view()[known] - a[known]
+        a, h = self.arrival.view(), self.handed.view()
+        known = (a > 0) & (a <= h)
+        return h[known] - a[known]
 
     def summary(self, span_ns: int | None = None) -> dict[str, float]:
         """What users read: interrupts (per second over ``span_ns``, default first arrival to last
@@ -174,7 +143,7 @@ class RxTrace:
         irqs = self.irq.n
         frames = self.handed.n
         if span_ns is None:
-            known = self.arrival.view()[self.arrival.view() >= 0]
+            known = self.arrival.view()[self.arrival.view() > 0]
             span_ns = int(self.handed.view()[-1] - known.min()) if frames and len(known) else 0
         p50, p99, p999 = np.percentile(lat, (50, 99, 99.9)) if len(lat) else (float("nan"),) * 3
         return {
@@ -197,21 +166,23 @@ class RxTrace:
 class Napi(kernels.impl.NapiCore):
     """The NAPI context of a VF driver's queue vector.
 
-    The interrupt (``interrupt``), one poll (``_poll``), a poll's end with the chain of polls
-    after it (``_end``), completion (``_complete``) and the adaptive ITR update (``_update_itr``)
-    are the base class's (`sriov.golden.napi.NapiCore`, compiled in ``sriov/_fp_napi.pxi``);
-    this class is the rest: the adaptive rule's answers, the stack's backlog, reset, counters."""
+    The interrupt (``interrupt``), one poll, a poll's end (an engine event), completion and the
+    adaptive ITR update are the base class's (`sriov.golden.napi.NapiCore`, compiled in
+    ``sriov/_fp_napi.pxi``); this class is the rest: the stack's backlog, reset, counters."""
 
     def __init__(self, nic: VfNic, config: NapiConfig | None = None) -> None:
+        super().__init__()
         self.nic = nic
         self.config = config or NapiConfig()
         self.enabled = True  # False: the queue vector's handler does nothing (poll with rx_poll)
-        self.chain = True  # a poll whose end is the clock's next event runs inline (False: via the queue)
         self.scheduled = False  # NAPI_STATE_SCHED: a poll cycle is running
         self.vector = 0
-        self.itr_state = coalesce.ItrState()
+        self.itr, self.rx_range, self.tx_range = (
+            coalesce.ITR_20K,
+            coalesce.LOWEST_LATENCY,
+            coalesce.LOWEST_LATENCY,
+        )
         self.trace: RxTrace | None = None
-        self._event: EventHandle | None = None
         self._took = 0  # frames the poll whose end is pending took
         self._cycle_bytes = 0
         self._cycle_packets = 0
@@ -220,8 +191,12 @@ class Napi(kernels.impl.NapiCore):
         self._polls = self._stack_packets = self._stack_bytes = 0
         self._completes = 0
         self.adaptive_usecs = coalesce.ADAPTIVE
-        self._itr_memo = _ITR_MEMO
         self._backlog_dropped = 0
+
+    @property
+    def itr_state(self) -> coalesce.ItrState:
+        """The adaptive ITR state of this vector (``ixgbevf_set_itr``'s inputs)."""
+        return coalesce.ItrState(itr=self.itr, rx_range=self.rx_range, tx_range=self.tx_range)
 
     @property
     def counters(self) -> dict[str, int]:
@@ -243,34 +218,22 @@ class Napi(kernels.impl.NapiCore):
 
     def coalesce_changed(self, rx_usecs: int) -> None:
         """``ethtool -C rx-usecs``: adaptive mode restarts from its 20K/s setting, as ixgbevf does."""
-        self.itr_state = coalesce.ItrState(itr=coalesce.itr_for_rx_usecs(rx_usecs))
+        self.itr = coalesce.itr_for_rx_usecs(rx_usecs)
+        self.rx_range = self.tx_range = coalesce.LOWEST_LATENCY
         self._cycle_bytes = self._cycle_packets = 0
 
     def reset(self) -> None:
         """The ring was (re)programmed or stopped: no poll in flight, frames in the ring are gone."""
-        if self._event is not None:
-            self._event.cancel()
-            self._event = None
+        self._cancel_end()
         self.scheduled = False
         self._cycle_bytes = self._cycle_packets = 0
-        if self.trace is not None:
-            self.trace.flush()
 
     # -- the interrupt and the poll cycle ---------------------------------------------------------
     def _record_taken(self, start: int, took: int) -> None:
-        """Trace: the poll that starts handing frames over at ``start`` took ``took`` frames."""
-        self.trace.taken(start + self.config.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
-
-    def _itr_answer(self, key: tuple[int, ...]) -> tuple[coalesce.ItrState, int]:
-        """``_update_itr``'s rule for a load not seen yet: `coalesce.adaptive_itr` (pure, its states
-        immutable, so the answer is remembered) and the VTEITR value of the new ITR."""
-        itr, rx_range, tx_range, nbytes, packets = key
-        state = coalesce.ItrState(itr=itr, rx_range=rx_range, tx_range=tx_range)
-        new = coalesce.adaptive_itr(state, nbytes, packets)
-        if len(_ITR_MEMO) >= _ITR_MEMO_SIZE:
-            _ITR_MEMO.clear()
-        answer = _ITR_MEMO[key] = (new, coalesce.eitr_value(new.itr))
-        return answer
+        """Trace: the poll that starts handing frames over at ``start`` took ``took`` frames (the
+        ring's last poll: their arrival times are its timestamps)."""
+        arrivals = self.nic.rx_ring.poll_timestamps(took)
+        self.trace.taken(arrivals, start + self.config.per_frame_ns * np.arange(1, took + 1, dtype=np.int64))
 
     # -- the guest stack --------------------------------------------------------------------------
     def _to_stack(self, batch: Batch) -> None:
@@ -310,7 +273,7 @@ class Napi(kernels.impl.NapiCore):
         nic = self.nic
         batch = nic.rx_ring.poll(budget)  # busy polling: the caller is the stack
         if len(batch) and self.trace is not None:
-            self.trace.taken(np.full(len(batch), nic.clock.now, np.int64))
+            self.trace.taken(batch.timestamps_ns, np.full(len(batch), nic.clock.now, np.int64))
         return batch
 
     def stats(self) -> dict[str, int]:

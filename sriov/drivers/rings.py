@@ -99,7 +99,9 @@ class RxRing(kernels.impl.RxRingState):
         self._impl = implementation if implementation is not None else kernels.impl
         self._bufs = np.arange(count, dtype=np.uint64) * np.uint64(buffer_size) + np.uint64(self.buffers_addr)
         # the per-poll work (re-post, scan) bound once to these arrays
-        self._core = self._impl.RxRingCore(self._words, self._bufs, self._offs, self._lens, self._vlans)
+        self._core = self._impl.RxRingCore(
+            self._words, self._bufs, self._offs, self._lens, self._vlans, self._ts
+        )
         self._ntc = 0  # next_to_clean
         self._ntu = 0  # next_to_use
         self.running = False
@@ -131,8 +133,19 @@ class RxRing(kernels.impl.RxRingState):
         w(rxdctl, R.RXDCTL_ENABLE | (R.RXDCTL_VME if self.vlan_strip else 0))
         self._desc64[:] = 0
         self._ntc = self._ntu = 0
+        self._bind_arrivals()
         self._refill_to(self.count - 1)
         self.running = True
+
+    def _bind_arrivals(self) -> None:
+        """Where the device records when each frame of this queue arrived (the polls' timestamps)."""
+        device = getattr(self.fn, "device", None)
+        arrivals = getattr(device, "rx_arrivals", None)
+        self._core.bind_arrivals(arrivals(self.fn, self.queue) if arrivals is not None else None)
+
+    def poll_timestamps(self, frames: int) -> np.ndarray:
+        """The arrival times of the first ``frames`` frames of the last poll (valid until the next)."""
+        return self._ts[:frames]
 
     def down(self) -> None:
         """Stop the queue (RXDCTL.ENABLE cleared); the frames not yet polled are lost."""

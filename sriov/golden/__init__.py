@@ -5,19 +5,9 @@ They take the same arguments and produce the same outputs, and the test suite ru
 every datapath test on both (``SRIOV_NO_EXTENSIONS=1`` makes the package use these).
 """
 
-from sriov.golden.clock import EventHandle, SimClock
+from sriov.golden.engine import EventHandle, IrqRouter, SimClock, Vector
 from sriov.golden.filters import mac_key, mta_vector, mta_vectors, rar_lookup, rar_pools
-from sriov.golden.irq import QueueVector, VectorWrites, VfRxRaise, raise_rx_queues
-from sriov.golden.napi import (
-    Inject,
-    MsixDeliver,
-    NapiCore,
-    NicState,
-    RxRingState,
-    VfFire,
-    discard_rings,
-    written_queues,
-)
+from sriov.golden.napi import NapiCore, NicState, RxRingState, discard_rings, sink
 from sriov.golden.rx import (
     DropReason,
     RxKernel,
@@ -32,32 +22,27 @@ from sriov.golden.tx import TxKernel, TxRingCore, tx_clean, tx_fill
 __all__ = [
     "DropReason",
     "EventHandle",
-    "Inject",
-    "MsixDeliver",
+    "IrqRouter",
     "NapiCore",
     "NicState",
-    "QueueVector",
     "RxKernel",
     "RxRingCore",
     "RxRingState",
     "SimClock",
     "TxKernel",
     "TxRingCore",
-    "VectorWrites",
-    "VfFire",
-    "VfRxRaise",
+    "Vector",
     "discard_rings",
     "mac_key",
     "mta_vector",
     "mta_vectors",
-    "raise_rx_queues",
     "rar_lookup",
     "rar_pools",
     "rx_harvest",
     "rx_stores",
     "select_pools",
     "set_rx_stores",
+    "sink",
     "tx_clean",
     "tx_fill",
-    "written_queues",
 ]

@@ -10,8 +10,7 @@ specification of the compiled ones.
 
 from __future__ import annotations
 
-import numpy as np
-
+from sriov.drivers import coalesce
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
 
@@ -145,14 +144,19 @@ class NicState:
         raise NotImplementedError
 
 
+def sink(batch) -> None:
+    """The guest stack that drops what it receives (``nic.on_receive = sink``): NAPI's polls take
+    the frames and give their buffers back (the compiled twin makes no Python call for it)."""
+
+
 class NapiCore:
     """NAPI's per-poll state and work (`sriov.drivers.napi.Napi` derives from this).
 
-    ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``chain``: run a
-    poll whose end is the clock's next event inline (`SimClock.take`); ``trace``; ``_event``:
-    the pending poll end; ``_took``: frames that poll took; ``_polls``, ``_stack_packets``,
-    ``_stack_bytes``, ``_completes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the
-    last ITR update.
+    ``config`` (a `NapiConfig`: budget, guest costs); ``nic``; ``scheduled``; ``trace``;
+    ``_took``: frames the last poll took; ``_polls``, ``_stack_packets``, ``_stack_bytes``,
+    ``_completes``: counters; ``_cycle_packets``/``_cycle_bytes``: since the last ITR update;
+    ``itr``, ``rx_range``, ``tx_range``: the adaptive ITR state. A poll's end is an event of the
+    engine (cancelled by `_cancel_end`).
     """
 
     def __init__(self) -> None:
@@ -160,20 +164,23 @@ class NapiCore:
         self.config = None
         self.enabled = True
         self.scheduled = False
-        self.chain = True
         self.vector = 0
         self.trace = None
-        self._event = None
+        self._end_event = None
         self._took = 0
         self._polls = 0
         self._completes = 0
         self.adaptive_usecs = 1
-        self.itr_state = None
-        self._itr_memo: dict = {}
+        self.itr = coalesce.ITR_20K
+        self.rx_range = self.tx_range = coalesce.LOWEST_LATENCY
         self._stack_packets = 0
         self._stack_bytes = 0
         self._cycle_packets = 0
         self._cycle_bytes = 0
+
+    @property
+    def _end_pending(self) -> bool:
+        return self._end_event is not None
 
     def interrupt(self, vector: int) -> None:
         """The queue vector's handler (``ixgbevf_msix_clean_rings``): schedule a poll cycle."""
@@ -184,25 +191,17 @@ class NapiCore:
             return
         self.vector = vector
         self.scheduled = True
-        self._poll()  # the softirq runs as the hard interrupt returns
+        self._poll(nic.rx_ring)  # the softirq runs as the hard interrupt returns
 
-    def _live_ring(self):
-        """The nic's ring for the next step of the cycle, or None, with NAPI unscheduled, when the
-        nic went down or lost its ring (the stack callback may have done either)."""
-        self._event = None
-        nic = self.nic
-        ring = nic.rx_ring
-        if ring is None or not nic.is_up:
-            self.scheduled = False
-            return None
-        return ring
+    def _cancel_end(self) -> None:
+        """Forget the pending poll end (the ring was reset or stopped)."""
+        if self._end_event is not None:
+            self._end_event.cancel()
+            self._end_event = None
 
-    def _poll(self) -> None:
+    def _poll(self, ring) -> None:
         """One poll at the clock's time: take up to ``budget`` frames, put the poll's end on the
         clock, hand the frames to the stack."""
-        ring = self._live_ring()
-        if ring is None:
-            return
         nic = self.nic
         cfg = self.config
         clock = nic.clock
@@ -212,7 +211,7 @@ class NapiCore:
         # The poll's end is on the clock before the stack sees anything: a stack callback that
         # raises cannot leave NAPI scheduled forever.
         self._took = took
-        self._event = clock.schedule(cfg.poll_overhead_ns + took * cfg.per_frame_ns, self._end)
+        self._end_event = clock._after(cfg.poll_overhead_ns + took * cfg.per_frame_ns, self._end)
         if took:
             nbytes = ring.last_bytes
             self._stack_packets += took
@@ -222,30 +221,23 @@ class NapiCore:
             if self.trace is not None:
                 self._record_taken(clock.now + cfg.poll_overhead_ns, took)  # no clock time taken yet
             callback = nic.on_receive
-            if callback is not None:  # the guest stack's hand-off (the common case, inline)
+            if callback is not None:  # the guest stack's hand-off
                 callback(batch)
             else:
                 self._to_stack(batch)
 
     def _end(self) -> None:
-        """A poll's end (a clock event): poll again if it used the whole budget, else complete.
-
-        The chain: when the next poll's end is the event the clock would run next anyway
-        (`SimClock.take`), it runs here at once instead of through the queue, and so on; the
-        history is the one of an event per poll. Each step re-reads the state the stack callback
-        may have changed (nic down, config, callback, ``chain``)."""
-        clock = self.nic.clock
-        while True:
-            ring = self._live_ring()
-            if ring is None:
-                return
-            if self._took < self.config.budget:
-                self._complete(ring)
-                return
-            self._poll()  # budget used up: poll again (its ring.poll refills first), vector stays masked
-            event = self._event
-            if event is None or not self.chain or not clock.take(event):
-                return
+        """A poll's end (an engine event): poll again if it used the whole budget, else complete."""
+        self._end_event = None
+        nic = self.nic
+        ring = nic.rx_ring
+        if ring is None or not nic.is_up:
+            self.scheduled = False
+            return
+        if self._took < self.config.budget:
+            self._complete(ring)
+        else:
+            self._poll(ring)  # budget used up: poll again (its ring.poll refills first), vector stays masked
 
     def _complete(self, ring) -> None:
         """The cycle's last poll took less than the budget: refill (the poll's buffers go back to
@@ -260,79 +252,22 @@ class NapiCore:
         nic.function.write32(R.VTEIMS, 1 << self.vector)
 
     def _update_itr(self) -> None:
-        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update: the next
-        adaptive state (``_itr_answer``, remembered in ``_itr_memo``: the rule is a pure function
-        of the state and the load); VTEITR written when the ITR changes."""
-        state = self.itr_state
-        key = (state.itr, state.rx_range, state.tx_range, self._cycle_bytes, self._cycle_packets)
-        answer = self._itr_memo.get(key)
-        if answer is None:
-            answer = self._itr_answer(key)
-        new, eitr = answer
+        """``ixgbevf_set_itr`` from what this vector's ring moved since the last update
+        (`coalesce.adaptive_itr`, RX only); VTEITR written when the ITR changes."""
+        state = coalesce.ItrState(itr=self.itr, rx_range=self.rx_range, tx_range=self.tx_range)
+        new = coalesce.adaptive_itr(state, self._cycle_bytes, self._cycle_packets)
         self._cycle_bytes = self._cycle_packets = 0
-        if new.itr != state.itr:  # coalesce.write_eitr for a VF vector (this one is valid)
-            self.nic.function.write32(R.VTEITR(self.vector), eitr)
-        self.itr_state = new
+        self.rx_range, self.tx_range = new.rx_range, new.tx_range
+        if new.itr != self.itr:
+            self.itr = new.itr
+            coalesce.write_eitr(self.nic.function, self.vector, new.itr)
 
     # the subclass's part
-    def _itr_answer(self, key: tuple[int, ...]) -> tuple:  # pragma: no cover - Napi defines it
-        raise NotImplementedError
-
     def _record_taken(self, start: int, took: int) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def _to_stack(self, batch) -> None:  # pragma: no cover
         raise NotImplementedError
-
-
-class VfFire:
-    """What VF vector ``vector`` does when its moderator fires it (``VfInterrupts._fired``): VTEIAC
-    auto-clears its cause bit in VTEICR, VTEIAM auto-masks it in VTEIMS (``words``: the VF's
-    register words; ``w_*``: their word indices), and the function sends the MSI-X message
-    (``fn.signal_msix``)."""
-
-    def __init__(self, words, vector: int, fn, w_icr: int, w_ims: int, w_iac: int, w_iam: int) -> None:
-        n = len(words)
-        if not 0 <= vector < 32 or not all(0 <= w < n for w in (w_icr, w_ims, w_iac, w_iam)):
-            raise ConfigError(f"vector {vector} / register words outside the {n}-word registers")
-        self.words = words
-        self.w_icr, self.w_ims, self.w_iac, self.w_iam = w_icr, w_ims, w_iac, w_iam
-        self.vector = vector
-        self.fn = fn
-
-    def __call__(self) -> None:
-        words = self.words
-        bit = 1 << self.vector
-        if int(words[self.w_iac]) & bit:
-            words[self.w_icr] = int(words[self.w_icr]) & ~bit
-        if int(words[self.w_iam]) & bit:
-            words[self.w_ims] = int(words[self.w_ims]) & ~bit
-        self.fn.signal_msix(self.vector)
-
-
-class Inject:
-    """A VF's MSI-X vector routed into its VM: the hypervisor counts the injection under ``key``
-    in ``injected`` and runs the guest driver's handler (``nic._msix(vector)``)."""
-
-    def __init__(self, injected: dict, key: str, nic) -> None:
-        self.injected = injected
-        self.key = key
-        self.nic = nic
-
-    def __call__(self, vector: int) -> None:
-        self.injected[self.key] = self.injected.get(self.key, 0) + 1
-        self.nic._msix(vector)
-
-
-class MsixDeliver:
-    """The clock event that delivers MSI-X ``vector`` of function ``fn``: ``fn._deliver_msix``."""
-
-    def __init__(self, fn, vector: int) -> None:
-        self.fn = fn
-        self.vector = vector
-
-    def __call__(self) -> None:
-        self.fn._deliver_msix(self.vector)
 
 
 def discard_rings(rings, budget: int | None = None) -> int:
@@ -352,26 +287,3 @@ def discard_rings(rings, budget: int | None = None) -> int:
                     f"next_to_use {ring._ntu} / next_to_clean {ring._ntc} outside the {count}-descriptor ring"
                 )
     return sum(ring.discard(budget) for ring in items)
-
-
-def written_queues(counts, limit: int) -> list[int] | None:
-    """The queues ``q`` with ``counts[q] != 0`` (ascending) when ``counts`` is a 1-D C-contiguous
-    numpy array of dtype uint32 or int64 (native order) with at most ``limit`` entries and no
-    negative count; None for anything else (the caller then checks it the long way)."""
-    if type(counts) is not np.ndarray or counts.dtype not in (np.dtype(np.uint32), np.dtype(np.int64)):
-        return None
-    if counts.ndim != 1 or counts.shape[0] > limit or not counts.flags.c_contiguous or (counts < 0).any():
-        return None
-    return counts.nonzero()[0].tolist()
-
-
-__all__ = [
-    "Inject",
-    "MsixDeliver",
-    "NapiCore",
-    "NicState",
-    "RxRingState",
-    "VfFire",
-    "discard_rings",
-    "written_queues",
-]

@@ -261,10 +261,22 @@ def queue_of_pool(regs: np.ndarray, pool: int) -> int:
     return pool * qpp
 
 
-def deliver(device, pool: int, frame: bytes, tagged: bool, tci: int) -> tuple[int, int, int]:
+ARRIVAL_SLOTS = 65536  # per queue: the largest ring RDLEN can describe (65528 descriptors)
+
+
+def arrival_table() -> np.ndarray:
+    """A device's arrival times: per PF queue and descriptor, when the frame that starts at that
+    descriptor arrived (ns). Model metadata the driver reads as a hardware timestamp."""
+    return np.zeros((R.MAX_QUEUES, ARRIVAL_SLOTS), np.int64)
+
+
+def deliver(
+    device, pool: int, frame: bytes, tagged: bool, tci: int, arrival_ns: int = 0
+) -> tuple[int, int, int]:
     """One pool's copy into its queue: ``(DropReason, PF queue, bytes written)``.
 
-    Writes guest memory (buffers, then descriptors) and advances RDH.
+    Writes guest memory (buffers, then descriptors), the frame's arrival time at its first
+    descriptor (``device.rx_arrival``), and advances RDH.
     """
     regs = device.regs
     q = queue_of_pool(regs, pool)
@@ -325,6 +337,9 @@ def deliver(device, pool: int, frame: bytes, tagged: bool, tci: int) -> tuple[in
             + (tci if last and tagged else 0).to_bytes(2, "little")
         )
         view[:] = np.frombuffer(wb, np.uint8)
+    arrivals = getattr(device, "rx_arrival", None)
+    if arrivals is not None:
+        arrivals[q, head] = arrival_ns
     regs[R.RDH(q) // W] = idx
     return DropReason.DELIVERED, q, len(data)
 
@@ -367,12 +382,14 @@ class RxKernel:
 
     ``receive`` runs a whole batch; ``bind`` + ``burst(n)`` is the embedding entry point
     (arrays bound once, frames ``[0, n)`` of them run per call). ``queue_frames[q]`` holds
-    the frames written to PF queue ``q`` by the last call.
+    the frames written to PF queue ``q`` by the last call, ``written`` those queues in ascending
+    order (the interrupt causes to raise).
     """
 
     def __init__(self, device) -> None:
         self.device = device
         self.queue_frames = np.zeros(R.MAX_QUEUES, dtype=np.uint32)
+        self.written: list[int] = []
         self._bound: tuple | None = None
 
     def receive(self, data, offsets, lengths, timestamps, selected, delivered, reasons) -> int:
@@ -382,7 +399,7 @@ class RxKernel:
         check_out_arrays(selected, delivered, reasons, n)
         if len(lengths) != n or len(timestamps) != n:
             raise ConfigError(f"offsets, lengths and timestamps differ in length ({n}, {len(lengths)})")
-        return self._run(data, offsets, lengths, n, selected, delivered, reasons)
+        return self._run(data, offsets, lengths, timestamps, n, selected, delivered, reasons)
 
     def bind(self, data, offsets, lengths, timestamps, selected, delivered, reasons) -> None:
         """Bind the arrays `burst` works on (checked once here, their bounds again per burst)."""
@@ -401,10 +418,10 @@ class RxKernel:
         if not 0 <= n <= len(offsets):
             raise ConfigError(f"burst of {n} frames; the bound arrays hold 0..{len(offsets)}")
         check_batch_arrays(data, offsets, lengths, timestamps, n)
-        return self._run(data, offsets, lengths, n, selected, delivered, reasons)
+        return self._run(data, offsets, lengths, timestamps, n, selected, delivered, reasons)
 
     # ------------------------------------------------------------------------------------------
-    def _run(self, data, offsets, lengths, n, selected, delivered, reasons) -> int:
+    def _run(self, data, offsets, lengths, timestamps, n, selected, delivered, reasons) -> int:
         device = self.device
         regs = device.regs
         port = device.state.port_counters
@@ -437,7 +454,7 @@ class RxKernel:
                     continue
                 count("rx_pool_copies")
                 pool_c[pool, C.POOL["rx_copies"]] += np.uint64(1)
-                why, q, written = deliver(device, pool, frame, tagged, tci)
+                why, q, written = deliver(device, pool, frame, tagged, tci, int(timestamps[i]))
                 if why == DropReason.DELIVERED:
                     got |= 1 << pool
                     pool_c[pool, C.POOL["rx_packets"]] += np.uint64(1)
@@ -462,18 +479,22 @@ class RxKernel:
                 reasons[i] = DropReason.DELIVERED
             else:
                 reasons[i] = first_failure
+        self.written = self.queue_frames.nonzero()[0].tolist()
         return accepted
 
 
 # ----------------------------------------------------------------------------------------------
 # The driver's side: scanning a receive ring for completed frames (twin of ``rx_harvest`` in
 # ``sriov/_fp_rx.pxi``, used by `sriov.drivers.rings.RxRing`).
-def rx_harvest(ring, bufs, ntc: int, budget: int, offsets, lengths, vlans) -> tuple[int, int, int]:
+def rx_harvest(
+    ring, bufs, ntc: int, budget: int, offsets, lengths, vlans, firsts=None
+) -> tuple[int, int, int]:
     """Completed frames from next_to_clean: ``(frames, descriptors used, wrapping frame or -1)``.
 
     Takes descriptors while DD is set (at most count - 1), groups them by EOP into frames, stops
     after ``budget`` frames or before an incomplete frame; per frame writes the first buffer's
-    address, the total length and the VLAN tag (when VP).
+    address, the total length and the VLAN tag (when VP), and in ``firsts`` (when given) the
+    index of its first descriptor.
     """
     count = ring.shape[0]
     if ring.ndim != 2 or ring.shape[1] != 4 or len(bufs) != count:
@@ -495,6 +516,8 @@ def rx_harvest(ring, bufs, ntc: int, budget: int, offsets, lengths, vlans) -> tu
             offsets[frames] = int(bufs[first])
             lengths[frames] = total
             vlans[frames] = int(ring[d, 3]) >> 16 if status & R.RXD_STAT_VP else 0
+            if firsts is not None:
+                firsts[frames] = first
             if d < first:
                 wrap = frames
             frames += 1
@@ -509,17 +532,28 @@ class RxRingCore:
     """The driver's per-poll ring work bound to one ring's arrays (twin of ``RxRingCore`` in
     ``sriov/_fp_rx.pxi``): re-post buffers, scan for completed frames."""
 
-    def __init__(self, ring, bufs, offsets, lengths, vlans) -> None:
+    def __init__(self, ring, bufs, offsets, lengths, vlans, timestamps=None) -> None:
         count = ring.shape[0]
+        if timestamps is None:
+            timestamps = np.zeros(count, np.int64)
         if ring.ndim != 2 or ring.shape[1] != 4 or len(bufs) != count or count < 2:
             raise ConfigError("ring must be (count >= 2, 4) words with one buffer address per descriptor")
-        if min(len(offsets), len(lengths), len(vlans)) < count:
+        if min(len(offsets), len(lengths), len(vlans), len(timestamps)) < count:
             raise ConfigError(f"output arrays must hold {count} frames (the ring's size)")
         self.ring, self.bufs = ring, bufs
-        self.offsets, self.lengths, self.vlans = offsets, lengths, vlans
+        self.offsets, self.lengths, self.vlans, self.timestamps = offsets, lengths, vlans, timestamps
+        self.arrivals = None  # the device's arrival time per descriptor (bind_arrivals)
+        self._firsts = np.zeros(count, np.int64)
         self.count = count
         self.last_bytes = 0  # frame bytes the last harvest took
         self.tail = None  # (regs, word, guard_word, guard): see bind_tail
+
+    def bind_arrivals(self, arrivals) -> None:
+        """The device's arrival time per descriptor of this ring's queue (a frame's timestamp is
+        the entry of its first descriptor), or None: timestamps 0."""
+        if arrivals is not None and len(arrivals) < self.count:
+            raise ConfigError(f"arrivals must hold {self.count} descriptors, got {len(arrivals)}")
+        self.arrivals = arrivals
 
     def bind_tail(self, regs, word: int = -1, guard_word: int = -1, guard: int = 0) -> None:
         """The tail's plain-storage slot: ``regs[word]`` while ``regs[guard_word] == guard``
@@ -596,7 +630,19 @@ class RxRingCore:
                 f"next_to_clean {ntc} outside the {self.count}-descriptor ring, or negative budget"
             )
         result = rx_harvest(
-            self.ring, self.bufs, ntc, min(budget, self.count), self.offsets, self.lengths, self.vlans
+            self.ring,
+            self.bufs,
+            ntc,
+            min(budget, self.count),
+            self.offsets,
+            self.lengths,
+            self.vlans,
+            self._firsts,
         )
-        self.last_bytes = sum(int(n) for n in self.lengths[: result[0]])
+        frames = result[0]
+        self.last_bytes = sum(int(n) for n in self.lengths[:frames])
+        if self.arrivals is None:
+            self.timestamps[:frames] = 0
+        else:
+            self.timestamps[:frames] = self.arrivals[self._firsts[:frames]]
         return result

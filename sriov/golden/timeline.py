@@ -1,7 +1,7 @@
 """Event-driven model of one receive queue's interrupt timeline (twin of ``sriov/timeline.py``).
 
 Runs the real pieces on the simulation clock: the EITR state machine of the device
-(`sriov.hw.eitr.VectorModerator`), the hypervisor's injection latency, and a NAPI poll
+(the engine's `Vector`, over a mask register of its own), the injection latency, and a NAPI poll
 loop in the guest. Frames are DMA'd into the ring at their arrival time; a full ring
 drops the frame (ring overflow). The guest's poll takes up to ``budget`` waiting
 frames, hands frame k of the poll to the stack at ``start + poll_overhead + (k+1) *
@@ -15,8 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from sriov.hw.clock import SimClock
-from sriov.hw.eitr import VectorModerator
+from sriov.golden.engine import SimClock, Vector
 
 
 def simulate_queue(
@@ -49,13 +48,17 @@ def simulate_queue(
         if took == budget:
             poll()  # budget exhausted: NAPI polls again without re-enabling the interrupt
         else:
-            vector.unmask()  # napi_complete: the driver writes EIMS
+            mask_register[0] = 1  # napi_complete: the driver writes EIMS
+            vector.unmask()
 
     def send() -> None:
+        mask_register[0] = 0  # auto-mask (EIAM) until the poll cycle completes
         irq_times.append(clock.now)
         clock.schedule(injection_latency_ns, poll)
 
-    vector = VectorModerator(clock, send, interval_ns)
+    mask_register = np.ones(1, np.uint32)  # EIMS: bit 0 set = the vector may fire
+    vector = Vector(clock, mask_register, 0, ims=0, ims_bit=1, on_fire=send)
+    vector.reprogram(interval_ns, reset_counter=True)
 
     def arrive(i: int) -> None:
         if ring["occupied"] == ring_size:

@@ -352,7 +352,7 @@ class TxKernel:
         self._count(pool, "tx_bytes", len(frame))
         if local:
             self._count(pool, "tx_local_packets", port_too=True)
-            self._deliver_local(local, frame, tagged, tci, multicast and da != BROADCAST)
+            self._deliver_local(local, frame, tagged, tci, multicast and da != BROADCAST, now_ns)
         if to_wire:
             self._count(pool, "tx_wire_packets")
             self._send(frame, now_ns)
@@ -360,8 +360,11 @@ class TxKernel:
             self._count(pool, "tx_flooded")
         return "both" if local and to_wire else ("local" if local else "wire")
 
-    def _deliver_local(self, pools: int, frame: bytes, tagged: bool, tci: int, multicast: bool) -> None:
-        """One copy per local pool through the receive DMA path (counted as received copies)."""
+    def _deliver_local(
+        self, pools: int, frame: bytes, tagged: bool, tci: int, multicast: bool, now_ns: int
+    ) -> None:
+        """One copy per local pool through the receive DMA path (counted as received copies), at
+        ``now_ns`` (their arrival time)."""
         device = self.device
         port, pool_c = device.state.port_counters, device.state.pool_counters
         vfre = _pool_bitmap(device.regs, R.VFRE(0))
@@ -372,7 +375,7 @@ class TxKernel:
             port[C.PORT["rx_pool_copies"]] += np.uint64(1)
             pool_c[p, C.POOL["rx_copies"]] += np.uint64(1)
             if vfre >> p & 1:
-                why, q, written = deliver(device, p, frame, tagged, tci)
+                why, q, written = deliver(device, p, frame, tagged, tci, now_ns)
             else:
                 why, q, written = DropReason.QUEUE_DISABLED, 0, 0
             if why == DropReason.DELIVERED:

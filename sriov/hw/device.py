@@ -25,7 +25,6 @@ import numpy as np
 
 from sriov.errors import ConfigError, RegisterAccessError
 from sriov.hw import regs as R
-from sriov.hw.armed import ARMED_KEY_QPP, ARMED_KEY_VFS, new_armed_table
 from sriov.hw.clock import SimClock
 from sriov.hw.interrupts import PfInterrupts, VfInterrupts
 from sriov.hw.iommu import Domain, Iommu
@@ -51,12 +50,9 @@ VF_RID_STRIDE = 2  # SR-IOV VF Stride (model decision)
 MsixHandler = Callable[[int], None]
 
 
-_written_queues = _kernels.written_queues
-_raise_rx_queues = _kernels.raise_rx_queues
-MsixDeliver = _kernels.MsixDeliver  # the MSI-X delivery event (module-level: tests swap twins)
 _VF_IRQ_REGISTERS = VfInterrupts.REGISTERS
-_W_GCR_EXT = R.GCR_EXT // WORD
-_W_VTEICR = R.VTEICR // WORD
+#: per PF queue, one arrival time per descriptor: enough for the largest ring RDLEN describes
+RX_ARRIVAL_SLOTS = 65536
 _NO_VALUE = object()  # a read: no value to check (None is a bad value, not "no value")
 
 
@@ -90,13 +86,7 @@ class PciFunction:
         self.name = name
         self.rid = rid
         self.domain: Domain = device.iommu.new_domain(name)
-        self._msix_handlers: dict[int, MsixHandler] = {}
-        # MSI-X state: vectors in flight, handlers, delivery events (made once: VfFire, the compiled
-        # firing of a VF vector, holds these containers; never rebind them)
-        self._msix_pending: set[int] = set()
-        self._msix_deliver: dict[int, Callable[[], None]] = {}
-        self.msix_delivered: dict[int, int] = {}  # made once too (MsixDeliver holds it)
-        self.irq_latency_ns = device.irq_latency_ns
+        self._irq_latency_ns = device.irq_latency_ns
         self.bad_accesses = 0
 
     # -- BAR0 ---------------------------------------------------------------------------------
@@ -108,41 +98,38 @@ class PciFunction:
         """BAR0 register write, with the hardware's side effects."""
         raise NotImplementedError
 
-    # -- MSI-X --------------------------------------------------------------------------------
+    # -- MSI-X: each vector's message is its engine `Vector`'s (sriov.hw.interrupts) ------------
+    @property
+    def irq_latency_ns(self) -> int:
+        """How long an MSI-X message takes to reach its handler (the host's, or the VM's after
+        the hypervisor's injection when the function is assigned)."""
+        return self._irq_latency_ns
+
+    @irq_latency_ns.setter
+    def irq_latency_ns(self, value: int) -> None:
+        self._irq_latency_ns = value
+        self.msix.set_latency(value)
+
     def set_msix_handler(self, vector: int, handler: MsixHandler | None) -> None:
-        """Route MSI-X ``vector`` to ``handler`` (the host does this when it assigns a VF)."""
-        if handler is None:
-            self._msix_handlers.pop(vector, None)
-        else:
-            self._msix_handlers[vector] = handler
+        """Route MSI-X ``vector`` to ``handler`` (a host driver's interrupt handler), or unroute it."""
+        self.msix.vectors[vector].handler = handler
+
+    def set_msix_guest(self, vector: int, nic: object | None) -> None:
+        """Route MSI-X ``vector`` into a VM: the hypervisor injects it into guest driver ``nic``
+        (its ``_msix(vector)``), or unroute it (None)."""
+        self.msix.vectors[vector].nic = nic
 
     def signal_msix(self, vector: int) -> None:
         """The function sends MSI-X ``vector``; it arrives after ``irq_latency_ns``.
 
         A vector already in flight is not sent twice (its message is coalesced).
         """
-        if vector in self._msix_pending or vector not in self._msix_handlers:
-            return
-        self._msix_pending.add(vector)
-        deliver = self._msix_deliver.get(vector)
-        if deliver is None:
-            deliver = self._msix_deliver_for(vector)
-        self.device.clock.schedule(self.irq_latency_ns, deliver)
+        self.msix.vectors[vector].signal()
 
-    def _msix_deliver_for(self, vector: int) -> Callable[[], None]:
-        """The clock event that delivers ``vector``'s message (`_deliver_msix`; compiled:
-        `MsixDeliver`): one callable per vector, made once."""
-        deliver = self._msix_deliver[vector] = MsixDeliver(self, vector)
-        return deliver
-
-    def _deliver_msix(self, vector: int) -> None:
-        """The message of ``vector`` reaches its handler (the clock event `signal_msix` made)."""
-        self._msix_pending.discard(vector)
-        delivered = self.msix_delivered
-        delivered[vector] = delivered.get(vector, 0) + 1
-        target = self._msix_handlers.get(vector)
-        if target is not None:
-            target(vector)
+    @property
+    def msix_delivered(self) -> dict[int, int]:
+        """Messages delivered per vector (those that were delivered at least once)."""
+        return {v: m.delivered for v, m in enumerate(self.msix.vectors) if m.delivered}
 
     def interrupt_counts(self) -> dict[str, int]:
         """Interrupts each MSI-X vector sent, by the name /proc/interrupts gives it."""
@@ -161,6 +148,7 @@ class PfFunction(PciFunction):
     def __init__(self, device: Device82599, name: str, rid: int) -> None:
         super().__init__(device, name, rid)
         self.msix = PfInterrupts(self, device.regs)
+        self.msix.set_latency(self.irq_latency_ns)
 
     def read32(self, offset: int) -> int:
         offset = _check_access(offset, self.bar_size)
@@ -183,6 +171,7 @@ class VfFunction(PciFunction):
         )
         self.index = index
         self.msix = VfInterrupts(self, device.vf_regs[index])
+        self.msix.set_latency(self.irq_latency_ns)
 
     def read32(self, offset: int) -> int:
         offset = _check_access(offset, self.bar_size)
@@ -228,30 +217,34 @@ class Device82599:
         # Called with the PF queue index after a write to a TX queue's tail (TDT / VFTDT): the port's
         # wire (sriov.wire_tx) runs the transmit engine on that queue, as a tail write starts DMA.
         self.tx_doorbell: Callable[[int], None] | None = None
-        self.link_up = True
-        # Per PF queue: armed while raising its RX cause again would change nothing (the receive
-        # kernel then skips `rx_queue_written`); see sriov.hw.interrupts.QueueVector.
-        self.rx_armed = new_armed_table()
-        self.tx_armed = new_armed_table()  # the same for transmit completions (`tx_queues_completed`)
+        # When each received frame arrived, per PF queue and descriptor (model metadata, what a
+        # receive timestamp would carry): written by the receive kernels, read by the drivers'
+        # rings so that received batches carry arrival times.
+        self.rx_arrival = np.zeros((R.MAX_QUEUES, RX_ARRIVAL_SLOTS), np.int64)
+        self._store(R.LINKS, R.LINKS_UP | R.LINKS_SPEED_10G_82599)  # the cable is in
         self.pf = PfFunction(self, f"{name}/pf", pf_rid)
         self.vfs: list[VfFunction] = []
-        self._vf_rx_raise: list = []  # vfs[i].msix.rx_raise: the receive hook's per-VF path
         self._vf_pool: list[VfFunction] = []  # functions survive disable/enable, like PCI devices
+        # queue completions -> the vectors their (V)IVAR entries name (the engine's)
+        self.router = _kernels.IrqRouter(self)
+        self.router.attach([], self.pf.msix.vectors)
         self._build_pf_map()
         self.power_on_reset()
 
     # ==========================================================================================
     # power-on / PF reset
     def power_on_reset(self) -> None:
-        """Registers to their reset values; every VF sees RSTI until the PF writes PFRSTD."""
+        """Registers to their reset values; every VF sees RSTI until the PF writes PFRSTD. The
+        link (LINKS) is the PHY's: a reset of the MAC keeps it."""
+        links = self._load(R.LINKS)
         self.regs[:] = 0
+        self._store(R.LINKS, links)
         self.vf_regs[:] = 0
         self.qde[:] = 0
         self.mbx[:] = R.VFMAILBOX_RSTI
         self._store(R.MAXFRS, R.DEFAULT_MAX_FRAME << R.MHADD_MFS_SHIFT)
         self._store(R.VLNCTRL, R.ETH_P_8021Q)
         self._store(R.HLREG0, R.HLREG0_RXCRCSTRP)
-        self._refresh_links()
         for fn in (self.pf, *self._vf_pool):
             fn.msix.reset()
 
@@ -277,7 +270,7 @@ class Device82599:
         while len(self._vf_pool) < num_vfs:
             self._vf_pool.append(VfFunction(self, len(self._vf_pool)))
         self.vfs = self._vf_pool[:num_vfs]
-        self._vf_rx_raise = [vf.msix.rx_raise for vf in self.vfs]
+        self.router.attach([vf.msix.vectors for vf in self.vfs], self.pf.msix.vectors)
         for vf in self.vfs:
             self.vf_regs[vf.index] = 0
             self._vf_reset_registers(vf.index)
@@ -287,7 +280,7 @@ class Device82599:
         for vf in self.vfs:
             self._vf_reset_registers(vf.index)
         self.vfs = []
-        self._vf_rx_raise = []
+        self.router.attach([], self.pf.msix.vectors)
 
     def vf(self, index: int) -> VfFunction:
         """VF function ``index`` (must be enabled)."""
@@ -438,36 +431,27 @@ class Device82599:
     def rx_queue_written(self, queue_counts: np.ndarray) -> None:
         """The datapath wrote ``queue_counts[q]`` frames to PF queue ``q`` in the last burst.
 
-        Each queue that got frames raises its RX cause on the owning function's vector:
-        a VF's pool through that VF's VTIVAR (VF queue ``q % queues_per_pool``), any
-        other queue (the PF's pool, or every queue with SR-IOV off) through the PF's
-        IVAR. Moderation (EITR) decides when the vector fires; the message reaches its
-        handler ``irq_latency_ns`` later on the simulation clock.
+        Each queue that got frames raises its RX cause on the owning function's vector (the
+        `router`): a VF's pool through that VF's VTIVAR (VF queue ``q % queues_per_pool``), any
+        other queue (the PF's pool, or every queue with SR-IOV off) through the PF's IVAR.
+        Moderation (EITR) decides when the vector fires; the message reaches its handler
+        ``irq_latency_ns`` later on the simulation clock.
         """
-        queues = _written_queues(queue_counts, R.MAX_QUEUES)  # the datapath's own array: quick
-        if queues is None:
-            counts = np.asarray(queue_counts)
-            if counts.ndim != 1 or counts.shape[0] > R.MAX_QUEUES or counts.dtype.kind not in "iu":
-                raise ConfigError(
-                    f"queue_counts must be a 1-D integer array of at most {R.MAX_QUEUES} queues, "
-                    f"got shape {counts.shape} dtype {counts.dtype}"
-                )
-            queues = counts.nonzero()[0].tolist()  # counts are never negative
-        self._raise_rx(queues)
+        counts = np.asarray(queue_counts)
+        if counts.ndim != 1 or counts.shape[0] > R.MAX_QUEUES or counts.dtype.kind not in "iu":
+            raise ConfigError(
+                f"queue_counts must be a 1-D integer array of at most {R.MAX_QUEUES} queues, "
+                f"got shape {counts.shape} dtype {counts.dtype}"
+            )
+        self.router.raise_queues(counts.nonzero()[0].tolist())
 
     def rx_queues_raised(self, queues: list[int]) -> None:
-        """`rx_queue_written` for a caller that already knows which PF queues got frames (cheaper)."""
-        bad = [q for q in queues if not isinstance(q, int) or not 0 <= q < R.MAX_QUEUES]
-        if bad:
-            raise ConfigError(f"queues {bad!r} are outside 0..{R.MAX_QUEUES - 1}")
-        self._raise_rx(queues)
+        """`rx_queue_written` for a caller that already knows which PF queues got frames."""
+        self.router.raise_queues(list(queues))
 
     def tx_queues_completed(self, queues: list[int]) -> None:
         """Transmit completions on PF queues ``queues``: their TX causes, as `rx_queues_raised`."""
-        bad = [q for q in queues if not isinstance(q, int) or not 0 <= q < R.MAX_QUEUES]
-        if bad:
-            raise ConfigError(f"queues {bad!r} are outside 0..{R.MAX_QUEUES - 1}")
-        self._raise_rx(queues, tx=True)
+        self.router.raise_queues(list(queues), tx=True)
 
     def plain_register(self, fn: PciFunction, offset: int) -> tuple[int, int, int] | None:
         """Where a BAR0 write by ``fn`` at ``offset`` lands when it is plain storage (no side
@@ -516,28 +500,6 @@ class Device82599:
         kind, where = self._vf_window(fn.index, offset)
         return where if kind == "pf" else None
 
-    def _raise_rx(self, queues: list[int], tx: bool = False) -> None:
-        # queues_per_pool(), inline: once per burst
-        qpp = _QUEUES_PER_POOL.get(self.regs.item(_W_GCR_EXT) & R.GCR_EXT_VT_MODE_MASK, 2)
-        vfs = self.vfs
-        armed = self.tx_armed if tx else self.rx_armed
-        if armed.item(ARMED_KEY_QPP) != qpp or armed.item(ARMED_KEY_VFS) != len(vfs):
-            # the queue -> function map changed since these entries were made: drop them all
-            # (a vector's list may then name entries that are already 0: clearing them is harmless)
-            armed[:] = 0
-            armed[ARMED_KEY_QPP] = qpp
-            armed[ARMED_KEY_VFS] = len(vfs)
-        nvfs = len(vfs)
-        if tx:
-            for q in queues:
-                pool = q // qpp
-                if pool < nvfs:
-                    vfs[pool].msix.raise_tx(q - pool * qpp, q)
-                else:
-                    self.pf.msix.raise_tx(q)
-            return
-        _raise_rx_queues(queues, qpp, self._vf_rx_raise, self.pf.msix.raise_rx)
-
     def _write_tdt(self, queue: int, value: int) -> None:
         self._store(R.TDT(queue), value)
         if self.tx_doorbell is not None:
@@ -575,16 +537,25 @@ class Device82599:
             # PF reset done: every VF's RSTI drops and RSTD (read-to-clear) rises.
             self.mbx[:] = (self.mbx & ~np.uint32(R.VFMAILBOX_RSTI)) | np.uint32(R.VFMAILBOX_RSTD)
 
+    @property
+    def link_up(self) -> bool:
+        """The port has carrier: LINKS.UP."""
+        return bool(self._load(R.LINKS) & R.LINKS_UP)
+
     def set_link(self, up: bool) -> None:
         """The physical link goes up or down (cable, peer): LINKS/VFLINKS follow, LSC is raised."""
         if bool(up) == self.link_up:
             return
-        self.link_up = bool(up)
-        self._refresh_links()
+        self._store(R.LINKS, (R.LINKS_UP | R.LINKS_SPEED_10G_82599) if up else 0)
         self.raise_pf_cause(R.EICR_LSC)
 
-    def _refresh_links(self) -> None:
-        self._store(R.LINKS, (R.LINKS_UP | R.LINKS_SPEED_10G_82599) if self.link_up else 0)
+    def rx_arrivals(self, fn: PciFunction, queue: int) -> np.ndarray:
+        """The arrival times per descriptor of ``fn``'s receive queue ``queue`` (a VF's queue:
+        where it lies in the PF's queues now), for a driver's ring to read as timestamps."""
+        q = queue if fn is self.pf else self.vf_queue(fn.index, queue)  # type: ignore[attr-defined]
+        if not 0 <= q < R.MAX_QUEUES:
+            raise ConfigError(f"{fn.name}: queue {queue} is outside the port's {R.MAX_QUEUES} queues")
+        return self.rx_arrival[q]
 
     # -- the mailbox, PF side -----------------------------------------------------------------
     def _write_pfmailbox(self, n: int, value: int) -> None:
@@ -636,7 +607,7 @@ class Device82599:
             self.mbx[n] = int(self.mbx[n]) & ~R.VFMAILBOX_R2C_BITS
             return value
         if offset == R.VFLINKS:
-            return (R.LINKS_UP | R.LINKS_SPEED_10G_82599) if self.link_up else 0
+            return self._load(R.LINKS)
         if offset in VfInterrupts.REGISTERS:
             return self._vf_pool[n].msix.read(offset)
         kind, where = self._vf_window(n, offset)

@@ -1,7 +1,8 @@
 """MSI-X vectors of one PCI function: cause, mask and moderation registers (spec §4.5, §5.10).
 
-Each vector has one `VectorModerator` (EITR state machine on the simulation clock);
-this module is the register side around it, as ixgbe/ixgbevf program it:
+Each vector is one `Vector` of the simulation engine (`sriov.hw.clock`: EITR moderation and
+the MSI-X message, with mask, cause and auto-mask read from these registers); this module is the
+register side, as ixgbe/ixgbevf program it:
 
 * **VF** (3 vectors: two queue vectors and the mailbox vector). One cause bit per
   vector in VTEICR (read-to-clear, write-1-to-clear), set through VTEICS or by the
@@ -21,22 +22,20 @@ this module is the register side around it, as ixgbe/ixgbevf program it:
   their own, so a busy queue vector never delays the mailbox (model decision).
 
 Register values live in the device's numpy register arrays (the VF's private row of
-``vf_regs``, the PF's ``regs``); the moderators hold only timing state.
+``vf_regs``, the PF's ``regs``) and nowhere else; a vector holds only timing state. Queue
+completions reach the vectors through the device's `IrqRouter`, which reads the (VT)IVAR
+entries at each raise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sriov import kernels
-from sriov.golden import irq as golden_irq
 from sriov.hw import regs as R
-from sriov.hw.armed import ARMED_HELD, new_armed_table
-from sriov.hw.eitr import VectorModerator, interval_ns_from_eitr
+from sriov.hw.regs import ivar_entry
+from sriov.kernels import impl
 
 if TYPE_CHECKING:
     from sriov.hw.device import PciFunction
@@ -46,122 +45,71 @@ U32 = 0xFFFFFFFF
 LOW16 = 0x0000FFFF  # EICR/EIMS/EIAM/EIAC bits of PF queue vectors 0..15
 EITR_STORED = U32 & ~R.EITR_CNT_WDIS  # CNT_WDIS is write-only: it qualifies the write
 
-
-def ivar_entry(ivar: int, queue: int, tx: bool = False) -> int | None:
-    """The vector an (V)IVAR register routes ``queue``'s RX (or TX) cause to, or None if not valid.
-
-    ``ivar`` is the register covering the queue pair ``queue >> 1`` (the layout of
-    ``ixgbevf_set_ivar`` / ``ixgbe_set_ivar``: entry at bit ``16 * (queue & 1) + 8 * tx``).
-    """
-    entry = (ivar >> (16 * (queue & 1) + 8 * int(tx))) & 0xFF
-    return entry & R.IVAR_VECTOR_MASK if entry & R.IVAR_ALLOC_VAL else None
+Vector = impl.Vector  # one vector's moderation and message (the engine's; twin in sriov.golden.engine)
 
 
-VfFire = kernels.impl.VfFire  # what a VF vector does when it fires (module-level: tests swap twins)
-_W_VTEICR = R.VTEICR // WORD  # register words the per-interrupt paths use
-_W_VTEIMS = R.VTEIMS // WORD
-_W_VTEIAC = R.VTEIAC // WORD
-_W_VTEIAM = R.VTEIAM // WORD
-_VTEITR0 = R.VTEITR(0)
-_W_VTEITR0 = _VTEITR0 // WORD
-_VTEIMS = R.VTEIMS
-_VTEICR_MASK = R.VTEICR_MASK
-
-QueueVector = kernels.impl.QueueVector  # compiled; the plain-Python twin: sriov.golden.irq
-VectorWrites = kernels.impl.VectorWrites  # VTEIMS / VTEITR writes (compiled; twin in sriov.golden.irq)
-VfRxRaise = kernels.impl.VfRxRaise  # a VF receive completion's cause (compiled; twin in sriov.golden.irq)
+def _w(offset: int) -> int:
+    return offset // WORD
 
 
 class _Vectors:
-    """What VF and PF vectors share: one moderator per vector, fire counts, EITR decoding."""
+    """What VF and PF vectors share: the register words, the vectors, unrouted causes."""
 
     num_vectors: int
-    _ivar: Callable[[int], int]
-    _rx_route: list[int]
+    vectors: list
 
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         self.fn = fn
         self.regs = regs  # a view of the device's register words (stays valid across resets)
-        # the same words as a memoryview: item get/set without numpy scalars (per-interrupt paths)
-        self.words = memoryview(regs) if regs.flags.c_contiguous and regs.dtype == np.uint32 else regs
-        clock = fn.device.clock
-        armed = getattr(fn.device, "rx_armed", None)
-        if armed is None:
-            armed = new_armed_table()
-        tx_armed = getattr(fn.device, "tx_armed", None)
-        self.vectors = [
-            QueueVector(clock, partial(self._fired, v), armed, tx_armed) for v in range(self.num_vectors)
-        ]
-        self.unrouted = 0  # causes whose (V)IVAR entry was invalid or named a vector that does not exist
-
-    def disarm_all(self) -> None:
-        """A routing change (VTIVAR/IVAR write): no queue of this function stays armed."""
-        for m in self.vectors:
-            m.disarm()
+        self._unrouted_other = 0  # mailbox / other causes with no valid vector
 
     def _get(self, offset: int) -> int:
-        return int(self.words[offset // WORD])
-
-    def _route(self, queue: int, tx: bool) -> int:
-        """The vector the (V)IVAR entry of ``queue`` names, or -1 when the entry is not valid or
-        names a vector that does not exist. Receive routes are decoded once per (V)IVAR write."""
-        if not tx:
-            return self._rx_route[queue]
-        v = ivar_entry(self._get(self._ivar(queue >> 1)), queue, True)
-        return -1 if v is None or v >= self.num_vectors else v
+        return int(self.regs[offset // WORD])
 
     def _put(self, offset: int, value: int) -> None:
-        self.words[offset // WORD] = value & U32
+        self.regs[offset // WORD] = value & U32
 
-    def _fired(self, v: int) -> None:
+    @property
+    def unrouted(self) -> int:
+        """Causes raised whose (V)IVAR entry was invalid or named a vector that does not exist."""
+        return self._unrouted_other + self._unrouted_queues()
+
+    def _unrouted_queues(self) -> int:
         raise NotImplementedError
 
-    @staticmethod
-    def _eitr_write(moderator: VectorModerator, value: int) -> None:
-        moderator.reprogram(interval_ns_from_eitr(value), reset_counter=not value & R.EITR_CNT_WDIS)
-
-    def last_fire_ns(self, v: int) -> int:
-        """When vector ``v`` last fired (simulation ns), or -1 if never."""
-        last = self.vectors[v].last_fire
-        return -1 if last == VectorModerator.NEVER else last
+    def set_latency(self, latency_ns: int) -> None:
+        """How long this function's MSI-X messages take to reach their handler."""
+        for v in self.vectors:
+            v.latency_ns = latency_ns
 
 
 class VfInterrupts(_Vectors):
     """The three MSI-X vectors of a VF and its VTE* registers."""
 
     num_vectors = R.VF_MSIX_VECTORS
-    _ivar = staticmethod(R.VTIVAR)  # the register of queue pair i's IVAR entries
     REGISTERS = frozenset(
         {R.VTEICR, R.VTEICS, R.VTEIMS, R.VTEIMC, R.VTEIAC, R.VTEIAM}
         | {R.VTEITR(v) for v in range(R.VF_MSIX_VECTORS)}
         | {R.VTIVAR(x) for x in range(R.VF_MAX_QUEUES // 2)}
     )
-    num_queues = R.VF_MAX_QUEUES
 
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         super().__init__(fn, regs)
-        # the per-interrupt paths in one call each, compiled when the registers are C-contiguous
-        # uint32 words (always, from the device); otherwise their golden twins over ``words``
-        compiled = isinstance(self.words, memoryview)
-        words = regs if compiled else self.words
-        if compiled:  # firing (VfFire is `_fired`)
-            for v, m in enumerate(self.vectors):
-                m.send = VfFire(regs, v, fn, _W_VTEICR, _W_VTEIMS, _W_VTEIAC, _W_VTEIAM)
-        # VTEIMS / VTEITR writes (NAPI's re-enable and adaptive ITR call them directly, as `write`)
-        writes = VectorWrites if compiled else golden_irq.VectorWrites
-        self.vector_writes = writes(words, _W_VTEIMS, _W_VTEICR, _W_VTEITR0, _VTEICR_MASK, self.vectors)
-        # the receive hook's path (the device calls it for every queue a burst wrote to); it reads
-        # _rx_route, which reset and the VTIVAR writes update in place
-        self._rx_route = [-1] * self.num_queues
-        raiser = VfRxRaise if compiled else golden_irq.VfRxRaise
-        self.rx_raise = raiser(words, _W_VTEICR, self._rx_route, self.vectors, self)
+        clock = fn.device.clock
+        self.vectors = [
+            Vector(clock, regs, v, icr=_w(R.VTEICR), icr_bit=1 << v, ims=_w(R.VTEIMS), ims_bit=1 << v,
+                   iam=_w(R.VTEIAM), iac=_w(R.VTEIAC), iac_bit=1 << v)
+            for v in range(self.num_vectors)
+        ]  # fmt: skip
         self.reset()
+
+    def _unrouted_queues(self) -> int:
+        return int(self.fn.device.router.unrouted[self.fn.index])  # type: ignore[attr-defined]
 
     def reset(self) -> None:
         """After the device zeroed the VF's registers: every vector masked, idle."""
         for m in self.vectors:
             m.reset()
-        self._rx_route[:] = [-1] * self.num_queues  # in place: rx_raise reads this list
 
     # -- causes -----------------------------------------------------------------------------
     def raise_causes(self, causes: int) -> None:
@@ -174,34 +122,6 @@ class VfInterrupts(_Vectors):
             if causes >> v & 1:
                 self.vectors[v].raise_cause()
 
-    def raise_queue(self, vf_queue: int, tx: bool = False) -> None:
-        """A receive (or transmit) completion on VF queue ``vf_queue``: its VTIVAR vector's cause."""
-        v = self._route(vf_queue, tx)
-        if v < 0:
-            self.unrouted += 1
-            return
-        word = R.VTEICR // WORD
-        self.regs[word] = self.regs.item(word) | 1 << v
-        self.vectors[v].raise_cause()
-
-    def raise_rx(self, vf_queue: int, pf_queue: int) -> None:
-        """`raise_queue` for a receive completion, then record PF queue ``pf_queue`` as armed when
-        the vector now holds the cause (the datapath's hook path)."""
-        self.rx_raise(vf_queue, pf_queue)
-
-    def raise_tx(self, vf_queue: int, pf_queue: int) -> None:
-        """`raise_queue` for a transmit completion, then record PF queue ``pf_queue`` as TX-armed
-        when the vector now holds the cause (the transmit engine's hook path)."""
-        v = self._route(vf_queue, True)
-        if v < 0:
-            self.unrouted += 1
-            return
-        word = R.VTEICR // WORD
-        self.regs[word] = self.regs.item(word) | 1 << v
-        m = self.vectors[v]
-        m.raise_cause()
-        m.arm(pf_queue, True)
-
     def mailbox_vector(self) -> int | None:
         """The vector VTIVAR_MISC names for the mailbox ("other") cause, or None if not valid."""
         misc = self._get(R.VTIVAR_MISC)
@@ -212,19 +132,9 @@ class VfInterrupts(_Vectors):
         """The PF wrote to this VF's mailbox (STS/ACK) or reset it."""
         v = self.mailbox_vector()
         if v is None:
-            self.unrouted += 1
+            self._unrouted_other += 1
             return
         self.raise_causes(1 << v)
-
-    def _fired(self, v: int) -> None:
-        """Vector ``v`` fired (its moderator's ``send``; `VfFire` does the same in one call)."""
-        bit = 1 << v
-        words = self.words
-        if words[_W_VTEIAC] & bit:
-            words[_W_VTEICR] &= ~bit
-        if words[_W_VTEIAM] & bit:
-            words[_W_VTEIMS] &= ~bit
-        self.fn.signal_msix(v)
 
     # -- registers --------------------------------------------------------------------------
     def read(self, offset: int) -> int:
@@ -241,11 +151,19 @@ class VfInterrupts(_Vectors):
 
     def write(self, offset: int, value: int) -> None:
         """A write to one of `REGISTERS`, with its side effects."""
-        bits = value & _VTEICR_MASK
-        if offset == _VTEIMS:  # NAPI's re-enable after every poll cycle: first
-            self.vector_writes(bits)
-        elif offset >= _VTEITR0:  # VTEITR(v): adaptive ITR writes it after most poll cycles
-            self.vector_writes.eitr((offset - _VTEITR0) // WORD, value)
+        bits = value & R.VTEICR_MASK
+        if offset == R.VTEIMS:  # each vector named latches its cause from VTEICR and is unmasked
+            self._put(R.VTEIMS, self._get(R.VTEIMS) | bits)
+            causes = self._get(R.VTEICR)
+            for v in range(self.num_vectors):
+                if bits >> v & 1:
+                    m = self.vectors[v]
+                    if causes >> v & 1:
+                        m.pending = True
+                    m.unmask()
+        elif offset >= R.VTEITR(0):  # VTEITR(v)
+            self._put(offset, value & EITR_STORED)
+            self.vectors[(offset - R.VTEITR(0)) // WORD].write_eitr(value)
         elif offset == R.VTEICR:
             self._clear(bits)  # write-1-to-clear
         elif offset == R.VTEICS:
@@ -257,16 +175,8 @@ class VfInterrupts(_Vectors):
                     self.vectors[v].mask()
         elif offset in (R.VTEIAC, R.VTEIAM):
             self._put(offset, bits)
-            if offset == R.VTEIAM:
-                for v, m in enumerate(self.vectors):
-                    m.auto_mask = bool(bits >> v & 1)
-        else:  # VTIVAR(x): plain storage, its RX entries decoded for the datapath hook
-            self.disarm_all()
+        else:  # VTIVAR(x): plain storage, read by the router at each raise
             self._put(offset, value)
-            x = (offset - R.VTIVAR(0)) // WORD
-            for q in (2 * x, 2 * x + 1):
-                v = ivar_entry(value, q)
-                self._rx_route[q] = -1 if v is None or v >= self.num_vectors else v
 
     def _clear(self, bits: int) -> None:
         self._put(R.VTEICR, self._get(R.VTEICR) & ~bits)
@@ -296,31 +206,40 @@ class PfInterrupts(_Vectors):
     """The PF's 64 MSI-X vectors plus its "other" causes, and the EI* / EITR / IVAR registers."""
 
     num_vectors = R.PF_MSIX_VECTORS
-    _ivar = staticmethod(R.IVAR)  # the register of queue pair i's IVAR entries
 
     def __init__(self, fn: PciFunction, regs: np.ndarray) -> None:
         super().__init__(fn, regs)
-        self.other = VectorModerator(fn.device.clock, self._fired_other)
+        clock = fn.device.clock
+        self.vectors = [
+            Vector(clock, regs, v, icr=_w(R.EICR) if v < 16 else -1, icr_bit=(1 << v) & LOW16,
+                   ims=_w(R.EIMS_EX(v >> 5)), ims_bit=1 << (v & 31), iam=_w(R.EIAM_EX(v >> 5)),
+                   iac=_w(R.EIAC) if v < 16 else -1, iac_bit=(1 << v) & LOW16)
+            for v in range(self.num_vectors)
+        ]  # fmt: skip
+        # the other causes are masked per cause (EIMS bits 31:16), never per vector: its own
+        # moderation, so a busy queue vector never delays the mailbox (model decision)
+        self.other = Vector(clock, regs, -1, on_fire=self._fired_other)
         self.reset()
+
+    def _unrouted_queues(self) -> int:
+        return int(self.fn.device.router.unrouted[64])
 
     def reset(self) -> None:
         """After a PF reset zeroed the registers: every vector disabled, idle."""
         for m in self.vectors:
             m.reset()
-        self._rx_route = [-1] * R.MAX_QUEUES
         self.other.reset()
-        self.other.masked = False  # the other causes are masked per cause (EIMS bits 31:16)
 
-    def handlers(self) -> tuple[dict[int, Callable[[], int]], dict[int, Callable[[int], None]]]:
+    def handlers(self) -> tuple[dict, dict]:
         """(read handlers, write handlers) by register word, for the device's dispatch tables."""
-        rd: dict[int, Callable[[], int]] = {
+        rd = {
             R.EICR // WORD: self._read_eicr,
             R.EICS // WORD: lambda: self._get(R.EICR),
             R.EIMS // WORD: lambda: self._get(R.EIMS) & ~LOW16 | self._get(R.EIMS_EX(0)) & LOW16,
             R.EIMC // WORD: lambda: 0,
             R.EIAM // WORD: lambda: self._get(R.EIAM) & ~LOW16 | self._get(R.EIAM_EX(0)) & LOW16,
         }
-        wr: dict[int, Callable[[int], None]] = {
+        wr = {
             R.EICR // WORD: self._clear_causes,
             R.EICS // WORD: self._write_eics,
             R.EIMS // WORD: self._write_eims,
@@ -335,11 +254,9 @@ class PfInterrupts(_Vectors):
             wr[R.EICS_EX(i) // WORD] = lambda v, i=i: self.raise_vectors(v << (32 * i))
             wr[R.EIMS_EX(i) // WORD] = lambda v, i=i: self._enable(v << (32 * i))
             wr[R.EIMC_EX(i) // WORD] = lambda v, i=i: self._disable(v << (32 * i))
-            wr[R.EIAM_EX(i) // WORD] = lambda v, i=i: self._set_auto_mask(i, v)
+            wr[R.EIAM_EX(i) // WORD] = lambda v, i=i: self._put(R.EIAM_EX(i), v)
         for v in range(self.num_vectors):
-            wr[R.EITR(v) // WORD] = partial(self._write_eitr, v)
-        for i in range(R.NUM_IVAR):
-            wr[R.IVAR(i) // WORD] = partial(self._write_ivar, i)
+            wr[R.EITR(v) // WORD] = lambda value, v=v: self._write_eitr(v, value)
         return rd, wr
 
     # -- queue vectors ----------------------------------------------------------------------
@@ -352,50 +269,6 @@ class PfInterrupts(_Vectors):
             if vectors >> v & 1:
                 self.vectors[v].raise_cause()
 
-    def raise_queue(self, queue: int, tx: bool = False) -> None:
-        """A completion on PF queue ``queue``: the cause of the vector its IVAR entry names."""
-        v = self._route(queue, tx)
-        if v < 0:
-            self.unrouted += 1
-            return
-        self.raise_vectors(1 << v)
-
-    def raise_rx(self, queue: int) -> None:
-        """`raise_queue` for a receive completion, then record the queue as armed when its vector
-        now holds the cause (the datapath's hook path)."""
-        v = self._rx_route[queue]
-        if v < 0:
-            self.unrouted += 1
-            return
-        self.raise_vectors(1 << v)
-        self.vectors[v].arm(queue)  # EICR bit (vectors 0..15) set just now unless firing cleared it
-
-    def raise_tx(self, queue: int) -> None:
-        """`raise_queue` for a transmit completion, then record the queue as TX-armed when its
-        vector now holds the cause (the transmit engine's hook path)."""
-        v = self._route(queue, True)
-        if v < 0:
-            self.unrouted += 1
-            return
-        self.raise_vectors(1 << v)
-        self.vectors[v].arm(queue, True)
-
-    def _write_ivar(self, i: int, value: int) -> None:
-        self.disarm_all()
-        self._put(R.IVAR(i), value)
-        for q in (2 * i, 2 * i + 1):
-            v = ivar_entry(value, q)
-            self._rx_route[q] = -1 if v is None or v >= self.num_vectors else v
-
-    def _fired(self, v: int) -> None:
-        bit = 1 << v
-        if v >= 16 or self._get(R.EIAC) & bit:
-            self._put(R.EICR, self._get(R.EICR) & ~(bit & LOW16))
-        if self.vectors[v].auto_mask:
-            i, b = divmod(v, 32)
-            self._put(R.EIMS_EX(i), self._get(R.EIMS_EX(i)) & ~(1 << b))
-        self.fn.signal_msix(v)
-
     def _enable(self, vectors: int) -> None:
         for i in range(2):
             self._put(R.EIMS_EX(i), self._get(R.EIMS_EX(i)) | (vectors >> (32 * i)) & U32)
@@ -403,7 +276,8 @@ class PfInterrupts(_Vectors):
         for v in range(self.num_vectors):
             if vectors >> v & 1:
                 m = self.vectors[v]
-                m.pending = m.pending or (v < 16 and bool(causes >> v & 1))
+                if v < 16 and causes >> v & 1:
+                    m.pending = True
                 m.unmask()
 
     def _disable(self, vectors: int) -> None:
@@ -413,16 +287,11 @@ class PfInterrupts(_Vectors):
             if vectors >> v & 1:
                 self.vectors[v].mask()
 
-    def _set_auto_mask(self, i: int, value: int) -> None:
-        self._put(R.EIAM_EX(i), value)
-        for b in range(32):
-            self.vectors[32 * i + b].auto_mask = bool(value >> b & 1)
-
     def _write_eitr(self, v: int, value: int) -> None:
         self._put(R.EITR(v), value & EITR_STORED)
-        self._eitr_write(self.vectors[v], value)
+        self.vectors[v].write_eitr(value)
         if v == self.other_vector():
-            self._eitr_write(self.other, value)
+            self.other.write_eitr(value)
 
     # -- EICR/EICS/EIMS/EIMC/EIAM: queue bits 15:0 and other causes 31:16 --------------------
     def _read_eicr(self) -> int:
@@ -455,8 +324,7 @@ class PfInterrupts(_Vectors):
 
     def _write_eiam(self, value: int) -> None:
         self._put(R.EIAM, value & R.EICR_OTHER_CAUSES)
-        ex0 = self._get(R.EIAM_EX(0)) & ~LOW16 | value & LOW16
-        self._set_auto_mask(0, ex0)
+        self._put(R.EIAM_EX(0), self._get(R.EIAM_EX(0)) & ~LOW16 | value & LOW16)
 
     # -- the other causes ---------------------------------------------------------------------
     def other_vector(self) -> int:
@@ -468,7 +336,7 @@ class PfInterrupts(_Vectors):
         self._put(R.IVAR_MISC, value)
         v = self.other_vector()
         if v < self.num_vectors:
-            self._eitr_write(self.other, self._get(R.EITR(v)) | R.EITR_CNT_WDIS)
+            self.other.write_eitr(self._get(R.EITR(v)) | R.EITR_CNT_WDIS)
 
     def raise_other(self, causes: int) -> None:
         """Set other-cause bits of EICR (mailbox, link); enabled ones fire the other vector."""
@@ -483,10 +351,9 @@ class PfInterrupts(_Vectors):
         auto = self._get(R.EIAM) & self._get(R.EICR) & R.EICR_OTHER_CAUSES
         if auto:
             self._put(R.EIMS, self._get(R.EIMS) & ~auto)
-        self.other.masked = False  # masking of other causes is per cause, never per vector
         v = self.other_vector()
         if v < self.num_vectors:
-            self.fn.signal_msix(v)
+            self.vectors[v].signal()
 
     # -- /proc/interrupts -------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -505,4 +372,4 @@ class PfInterrupts(_Vectors):
         return out
 
 
-__all__ = ["ARMED_HELD", "PfInterrupts", "QueueVector", "VfInterrupts", "ivar_entry", "new_armed_table"]
+__all__ = ["PfInterrupts", "Vector", "VfInterrupts", "ivar_entry"]

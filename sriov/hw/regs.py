@@ -451,6 +451,16 @@ VTIVAR_MISC = 0x00140
 IVAR_ALLOC_VAL = 0x80
 
 
+def ivar_entry(ivar: int, queue: int, tx: bool = False) -> int | None:
+    """The vector an (V)IVAR register routes ``queue``'s RX (or TX) cause to, or None if not valid.
+
+    ``ivar`` is the register covering the queue pair ``queue >> 1`` (the layout of
+    ``ixgbevf_set_ivar`` / ``ixgbe_set_ivar``: entry at bit ``16 * (queue & 1) + 8 * tx``).
+    """
+    entry = (ivar >> (16 * (queue & 1) + 8 * int(tx))) & 0xFF
+    return entry & IVAR_VECTOR_MASK if entry & IVAR_ALLOC_VAL else None
+
+
 def VTEITR(x: int) -> int:
     """VF interrupt throttle of vector ``x``."""
     return 0x00820 + 4 * x
