@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, Message, VfMailbox, XcastMode
-from sriov.errors import ConfigError, DriverStateError
+from sriov.errors import ConfigError, DriverStateError, MailboxError
 from sriov.host import Host, Port
 from sriov.hw import regs as R
 
@@ -414,12 +414,20 @@ def test_set_lpe_raises_maxfrs_only_upwards(port: Port) -> None:
 
 # =============================================================================================
 # SET_MACVLAN
-def test_set_macvlan_adds_filters_and_turns_off_anti_spoofing(port: Port) -> None:
+@pytest.mark.parametrize("trusted", [False, True])
+def test_set_macvlan_adds_filters_and_anti_spoofing_stays_for_an_untrusted_vf(
+    port: Port, trusted: bool
+) -> None:
+    """Upstream turns MAC and VLAN anti-spoofing off for a VF adding a MACVLAN (pitfall 6); the
+    model keeps it on for an untrusted VF (issue 17 item 4), and vf_config says which."""
+    port.pf.set_vf(1, trust=trusted)
     vf = RawVf(port, 1).ready()
     m1, m2 = bytes.fromhex("020000001111"), bytes.fromhex("020000002222")
     assert vf.ask(M.set_macvlan(1, m1)).acked and vf.ask(M.set_macvlan(2, m2)).acked
     assert rar_entries(port)[m1] == 1 << 1 and rar_entries(port)[m2] == 1 << 1
-    assert not reg(port, R.PFVFSPOOF(0)) & ((1 << 1) | (1 << 9)), "pitfall 6"
+    bits = reg(port, R.PFVFSPOOF(0)) & ((1 << 1) | (1 << 9))
+    assert bits == (0 if trusted else (1 << 1) | (1 << 9))
+    assert port.pf.vf_config(1)["spoofchk"] is not trusted
     assert vf.ask(M.set_macvlan(0, None)).acked
     assert m1 not in rar_entries(port) and m2 not in rar_entries(port)
 
@@ -944,8 +952,11 @@ def test_an_untrusted_vf_macvlan_list_is_capped() -> None:
     nic = host.assign(port.vf(0), vm)
     nic.up()
     cap = PfDriver.UNTRUSTED_VF_MAX_MACVLANS
-    # ndo_set_rx_mode returns nothing: the driver carries on, the PF NACKs what is over the cap
-    nic.set_unicast([f"02:00:00:00:01:{i:02x}" for i in range(cap + 3)])
+    # ixgbevf's ndo_set_rx_mode returns nothing; the model's set_unicast reports the refusals
+    wanted = [f"02:00:00:00:01:{i:02x}" for i in range(cap + 3)]
+    with pytest.raises(MailboxError, match="02:00:00:00:01:10, 02:00:00:00:01:11, 02:00:00:00:01:12"):
+        nic.set_unicast(wanted)
+    assert [M.format_mac(m) for m in nic.uc_addrs] == wanted[:cap], "what the PF holds"
     owned = [o for o in port.pf.vf_macvlans if o is not None and o[0] == 0]
     assert len(owned) == cap
     assert port.pf.vfinfo[0].counters["capped_msgs"] == 3

@@ -63,6 +63,7 @@ VF_COUNTERS = (
     "cts_nacks",  # FAILURE-only messages sent to a VF that read while not clear to send
     "pings",  # IXGBE_PF_CONTROL_MSG sent
     "capped_msgs",  # refused by the untrusted-VF rules: VLAN/MACVLAN caps, another pool's MAC
+    "evicted_macs",  # unicast filters of this VF removed because the administrator gave the MAC away
 )
 
 
@@ -103,6 +104,11 @@ class PfDriver:
     #: restores upstream ixgbe's behaviour.
     UNTRUSTED_VF_MAX_VLANS: int | None = 8
     UNTRUSTED_VF_MAX_MACVLANS: int | None = 16
+    #: Model decision: the shared tables are also kept from colluding VFs. Beyond its share
+    #: (the cap, or less when the VFs' caps do not all fit), an untrusted VF takes a new VLVF
+    #: entry or MACVLAN slot only if what stays free still covers every other VF's unused share
+    #: and, for VLVF, this many entries for the administrator's port VLANs and the PF's VLANs.
+    ADMIN_RESERVED_VLVF = 8
 
     def __init__(
         self,
@@ -650,10 +656,34 @@ class PfDriver:
         cap = self.UNTRUSTED_VF_MAX_VLANS
         if add and vid and cap is not None and not info.trusted:
             held = self._vf_vlans(vf)
-            if vid not in held and len(held) >= cap:
+            if vid not in held and (len(held) >= cap or not self._vlvf_share_allows(vf, vid, cap)):
                 info.counters["capped_msgs"] += 1
                 return False  # an untrusted VF may not take the shared VLAN table from the others
         return self._set_vf_vlan(add, vid, vf)
+
+    def _vlvf_share_allows(self, vf: int, vid: int, cap: int) -> bool:
+        """Whether untrusted ``vf`` may add ``vid`` and keep the VLVF reservation (item 7)."""
+        if any(self._r(R.VLVF(i)) == R.VLVF_VIEN | vid for i in range(1, R.NUM_VLVF)):
+            return True  # joining an entry that exists costs nothing
+        held = [0] * len(self.vfinfo)
+        free = 0
+        for i in range(1, R.NUM_VLVF):
+            if not self._r(R.VLVF(i)) & R.VLVF_VIEN:
+                free += 1
+                continue
+            pools = self._r(R.VLVFB(2 * i)) | self._r(R.VLVFB(2 * i + 1)) << 32
+            for u in range(len(self.vfinfo)):
+                held[u] += pools >> u & 1
+        share = self._share(R.NUM_VLVF - 1 - self.ADMIN_RESERVED_VLVF, cap)
+        if held[vf] < share:
+            return True  # within its own share, which the others leave free for it
+        owed = sum(max(0, share - h) for u, h in enumerate(held) if u != vf)
+        return free - 1 >= self.ADMIN_RESERVED_VLVF + owed
+
+    def _share(self, size: int, cap: int) -> int:
+        """What each VF of a shared table of ``size`` entries is sure to get: its cap, or an equal
+        part when the caps of all VFs do not fit."""
+        return max(0, min(cap, size // max(1, len(self.vfinfo))))
 
     def _vf_vlans(self, vf: int) -> set[int]:
         """The non-zero VLAN IDs whose VLVF entry has ``vf``'s pool bit."""
@@ -681,14 +711,30 @@ class PfDriver:
                 info.counters["capped_msgs"] += 1
                 return False  # model decision: no untrusted VF receives another function's unicast
             cap = self.UNTRUSTED_VF_MAX_MACVLANS
-            if cap is not None and not info.trusted and index > 1:
-                held = sum(1 for entry in self.vf_macvlans if entry is not None and entry[0] == vf)
-                if held >= cap:
-                    info.counters["capped_msgs"] += 1
-                    return False  # the shared MACVLAN list is not one untrusted VF's to fill
-            if info.spoofchk:  # a VF allowed extra MACs would trip its own anti-spoofing
+            if cap is not None and not info.trusted and index > 1 and not self._macvlan_share_allows(vf, cap):
+                info.counters["capped_msgs"] += 1
+                return False  # the shared MACVLAN list is not one untrusted VF's (or a few's) to fill
+            if info.spoofchk and info.trusted:
+                # Upstream turns MAC and VLAN anti-spoofing off for any VF that adds a MACVLAN.
+                # Model decision: not for an untrusted VF. The 82599 checks the source MAC
+                # against every address of the pool, MACVLANs included, so they still pass.
                 self._write_spoofchk(vf, False)
         return self._set_vf_macvlan(vf, index, mac)
+
+    def _macvlan_share_allows(self, vf: int, cap: int) -> bool:
+        """Whether untrusted ``vf`` may take one more MACVLAN slot: within its cap, and beyond
+        its share only if the free slots still cover every other VF's unused share (item 7)."""
+        held = [0] * len(self.vfinfo)
+        for entry in self.vf_macvlans:
+            if entry is not None:
+                held[entry[0]] += 1
+        if held[vf] >= cap:
+            return False
+        share = self._share(len(self.vf_macvlans), cap)
+        if held[vf] < share:
+            return True
+        owed = sum(max(0, share - h) for u, h in enumerate(held) if u != vf)
+        return self.vf_macvlans.count(None) - 1 >= owed
 
     def _h_api_negotiate(self, vf: int, msg: Message, buf: list[int]) -> bool:
         api = M.decode_api(msg)
@@ -1129,6 +1175,7 @@ class PfDriver:
         # -- everything is valid: apply, in the order ip link does ----------------------------
         if new_mac is not None:
             if any(new_mac):
+                self._evict_mac(new_mac, vf)
                 if self._set_vf_mac(vf, new_mac):
                     info.pf_set_mac = True
             elif any(info.mac):
@@ -1147,10 +1194,50 @@ class PfDriver:
             info.rss_query = query_rss
         if trust is not None and trust != info.trusted:
             info.trusted = trust
+            if not trust:
+                self._revoke_trust(vf)
             info.clear_to_send = False  # reset the VF to reconfigure features
             self.ping_vf(vf)
         if state is not None and state != "enable":  # "enable": "not supported", nothing changes
             self._set_vf_link_state(vf, state)
+
+    def _evict_mac(self, mac: bytes, owner: int) -> None:
+        """Model decision (issue 17 item 5): the administrator's MAC wins. Every other VF's
+        filter for ``mac`` that the administrator did not set (a MAC or MACVLAN the VF asked
+        for) is removed and counted, and that VF loses clear-to-send: its next request is
+        NACKed and it resets, without the address."""
+        for vf, info in enumerate(self.vfinfo):
+            if vf == owner:
+                continue
+            evicted = 0
+            if info.mac == mac and not info.pf_set_mac:
+                self._del_mac_filter(mac, vf)
+                info.mac = bytes(6)
+                evicted += 1
+            for slot, entry in enumerate(self.vf_macvlans):
+                if entry == (vf, mac):
+                    self.vf_macvlans[slot] = None
+                    self._del_mac_filter(mac, vf)
+                    evicted += 1
+            if evicted:
+                info.counters["evicted_macs"] += evicted
+                info.clear_to_send = False
+                self.ping_vf(vf)
+
+    def _revoke_trust(self, vf: int) -> None:
+        """Model decision (issue 17 item 6): what trust allowed is taken back by the PF itself,
+        not left to the VF's reset (a hostile VF ignores the ping): its MACVLANs and VLAN
+        filters go (as the reset would remove them), its xcast mode is capped at MULTI, and
+        anti-spoofing is back as the administrator set it."""
+        info = self.vfinfo[vf]
+        self._set_vf_macvlan(vf, 0, None)
+        self._clear_vf_vlans(vf)
+        self._set_vf_vlan(True, info.pf_vlan, vf)
+        if info.xcast_mode > XcastMode.MULTI:
+            vmolr = self._r(R.VMOLR(vf)) & ~(R.VMOLR_MPE | R.VMOLR_UPE | R.VMOLR_VPE)
+            self._w(R.VMOLR(vf), vmolr | R.VMOLR_BAM | R.VMOLR_ROMPE)
+            info.xcast_mode = XcastMode.MULTI
+        self._write_spoofchk(vf, info.spoofchk)
 
     def _enable_port_vlan(self, vf: int, vid: int, qos: int) -> None:
         info = self.vfinfo[vf]
@@ -1177,7 +1264,8 @@ class PfDriver:
             "mac": M.format_mac(info.mac),
             "vlan": info.pf_vlan,
             "qos": info.pf_qos,
-            "spoofchk": info.spoofchk,
+            # The hardware's state: upstream reports the setting even after a MACVLAN turned it off.
+            "spoofchk": bool(self._r(R.PFVFSPOOF(vf // 8)) >> (vf % 8) & 1),
             "trust": info.trusted,
             "state": info.link_state,
             "query_rss": info.rss_query,

@@ -608,15 +608,22 @@ class VfNic(kernels.impl.NicState):
             return XcastMode.ALLMULTI
         return XcastMode.MULTI  # IFF_BROADCAST | IFF_MULTICAST
 
-    def _set_rx_mode_hw(self) -> None:
-        """``ixgbevf_set_rx_mode``: xcast mode, multicast list, unicast (MACVLAN) list."""
+    def _set_rx_mode_hw(self) -> list[bytes]:
+        """``ixgbevf_set_rx_mode``: xcast mode, multicast list, unicast (MACVLAN) list.
+
+        Returns the unicast addresses the PF refused (ixgbevf ignores them; the model's
+        `set_unicast` reports them, and they leave ``uc_addrs``)."""
         self._update_xcast(self._wanted_xcast())
         self._transact(M.set_multicast(self._mc_hashes()))
-        if self.uc_addrs:
-            for i, mac in enumerate(self.uc_addrs, start=1):
-                self._transact(M.set_macvlan(i, mac))
-        else:
+        if not self.uc_addrs:
             self._transact(M.set_macvlan(0, None))
+            return []
+        refused = [mac for i, mac in enumerate(self.uc_addrs, start=1)
+                   if self._transact(M.set_macvlan(i, mac)).nacked]  # fmt: skip
+        for mac in refused:
+            self._log(f"the PF refused unicast address {M.format_mac(mac)}")
+        self.uc_addrs = [mac for mac in self.uc_addrs if mac not in refused]
+        return refused
 
     def _update_xcast(self, mode: XcastMode) -> None:
         if self.api < MboxApi.API_12:
@@ -692,7 +699,10 @@ class VfNic(kernels.impl.NicState):
                 self._set_rx_mode_hw()
 
     def set_unicast(self, addresses: Sequence[str | bytes]) -> None:
-        """Extra unicast addresses (macvlan on top of the VF): SET_MACVLAN 1, 2, ... or 0."""
+        """Extra unicast addresses (macvlan on top of the VF): SET_MACVLAN 1, 2, ... or 0.
+
+        Raises MailboxError naming the addresses the PF refused (they are dropped from
+        ``uc_addrs``; the accepted ones are in place)."""
         macs = M.parse_mac_list(addresses, f"{self.name}: addresses")
         for mac in macs:
             if not M.is_valid_ether_addr(mac):
@@ -700,7 +710,14 @@ class VfNic(kernels.impl.NicState):
         self.uc_addrs = macs
         if self.is_up:
             with self._busy_section():
-                self._set_rx_mode_hw()
+                refused = self._set_rx_mode_hw()
+            if refused:
+                raise MailboxError(
+                    f"{self.name}: the PF refused unicast address(es) "
+                    f"{', '.join(M.format_mac(m) for m in refused)} (NACK): the administrator set this "
+                    "VF's MAC and it is not trusted, another function has the address, or the VF's "
+                    "share of the shared MACVLAN list is used up; the others are in place"
+                )
 
     def set_rx_mode(self, promisc: bool = False, allmulti: bool = False) -> XcastMode | None:
         """IFF_PROMISC / IFF_ALLMULTI -> UPDATE_XCAST_MODE; returns the mode the PF applied.
