@@ -697,6 +697,7 @@ def test_admin_spoofchk(port: Port) -> None:
         ({"qos": 8}, r"qos must be an int in 0\.\.7"),
         ({"spoofchk": "yes"}, "True or False"),
         ({"trust": 1}, "True or False"),
+        ({"query_rss": "on"}, "query_rss must be True or False"),
         ({"state": "up"}, "auto, enable, disable"),
     ],
 )
@@ -765,6 +766,18 @@ def test_promiscuous_pf_joins_every_vlan(port: Port) -> None:
     assert vlvf_entries(port)[100] == 1 << 1
     pf_bits = [reg(port, R.VLVFB(2 * i + pf_pool // 32)) >> (pf_pool % 32) & 1 for i in range(1, R.NUM_VLVF)]
     assert not any(pf_bits)
+
+
+def test_a_vf_reset_frees_the_vlvf_entries_only_the_pf_is_left_in(port: Port) -> None:
+    """ixgbe_clear_vf_vlans: an entry the resetting VF leaves with only the PF's pool in it is
+    disabled (VLVF 0; the PF's bit kept while VLAN promiscuous, VFTA kept): the PF then gets
+    those frames through its default pool, and the entry is free for others."""
+    vf = RawVf(port, 1).ready()
+    port.pf.set_promisc(True)
+    assert vf.ask(M.set_vlan(100, True)).acked and 100 in vlvf_entries(port)
+    vf.reset()
+    assert 100 not in vlvf_entries(port) and vfta_bit(port, 100)
+    assert vlvf_entries(port)[0] & (1 << 1 | 1 << port.pf.pf_pool) == 1 << 1 | 1 << port.pf.pf_pool
 
 
 def test_pf_link_down_puts_vfs_in_reset_until_up(port: Port) -> None:

@@ -968,6 +968,11 @@ class PfDriver:
         self._w(R.VLVF(slot), 0)
 
     def _clear_vf_vlans(self, vf: int) -> None:
+        """``ixgbe_clear_vf_vlans``: the VF leaves every VLVF entry. An entry other pools still
+        use just loses the VF's bit; one only the PF is left in is disabled (the PF's VLAN frames
+        then fall to its default pool; VFTA kept); an empty one goes, VFTA bit first."""
+        pool = self.pf_pool
+        pf_word, pf_bit = pool // 32, 1 << (pool % 32)
         mask = 1 << (vf % 32)
         for i in range(R.NUM_VLVF - 1, -1, -1):
             word = i * 2 + vf // 32
@@ -975,17 +980,22 @@ class PfDriver:
             if not vlvfb & mask:
                 continue
             vlvfb ^= mask
-            if vlvfb or self._r(R.VLVFB(word ^ 1)):
+            bits = [0, 0]
+            bits[word % 2], bits[(word % 2) ^ 1] = vlvfb, self._r(R.VLVFB(word ^ 1))
+            if bits[pf_word ^ 1] or bits[pf_word] & ~pf_bit:
                 self._w(R.VLVFB(word), vlvfb)  # other pools remain: just remove ourselves
                 continue
-            vlvf = self._r(R.VLVF(i))
-            if vlvf:
+            if not bits[0] and not bits[1]:
+                vlvf = self._r(R.VLVF(i))
+                if not vlvf:
+                    self._w(R.VLVFB(word), vlvfb)
+                    continue
                 vid = vlvf & R.VLVF_VLANID_MASK
                 vfta = self._r(R.VFTA(vid // 32))
                 if vfta & (1 << (vid % 32)):
                     self._w(R.VFTA(vid // 32), vfta ^ (1 << (vid % 32)))
             self._w(R.VLVF(i), 0)
-            self._w(R.VLVFB(word), 0)
+            self._w(R.VLVFB(word), vlvfb if self.vlan_promisc else 0)
 
     def _vlan_slot_available(self, vid: int, releasing: int) -> bool:
         """Whether adding ``vid`` can find a VLVF slot (counting the slot ``releasing`` frees)."""
