@@ -109,6 +109,7 @@ class Arena:
         assert all(nic.link_up for nic in self.good.values())
         self.figures = Figures(name)
         self.macs = list(MACS)  # what the administrator gave each VF (a scenario may change one)
+        self.attacker_sources = {MACS[HOSTILE]}  # source MACs the attacker may send from
         for nic in self.good.values():  # time every mailbox transaction of the good VFs
             nic.mbx.transact = self._timed(nic.mbx.transact)
         self._watch_service()
@@ -335,6 +336,7 @@ class Arena:
         assert fig.unaccounted == 0
         assert fig.other_lost == 0, f"{fig.other_lost} frames for the good VFs were lost"
         assert fig.leaked == 0, f"{fig.leaked} unicast frames for a good VF also went elsewhere"
+        assert_sent_only_from(self, self.drain_good(), self.attacker_sources)
         assert fig.other_selected > 0
         assert all(nic.link_up for nic in self.good.values()), "a good VF lost its link"
         before = self.others_before
@@ -636,8 +638,9 @@ def tx_garbage_ring() -> Figures:
 
 
 def assert_sent_only_from(a: Arena, seen: dict[int, list[bytes]], sources: set[str]) -> None:
-    """What the attacker's transmit put on the wire and into the good VFs: only frames whose
-    source MAC the administrator's configuration lets it use, and untagged (it has no VLANs)."""
+    """What the attacker's transmit put on the wire and into the good VFs (the only transmitter
+    in an Arena): only frames whose source MAC the administrator's configuration lets it use,
+    and untagged (it has no VLANs)."""
     allowed = {mac_bytes(m) for m in sources}
     frames = [f for got in seen.values() for f in got] + a.port.wire.sent.to_list()
     bad = [f for f in frames if f[6:12] not in allowed or f[12:14] == b"\x81\x00"]
@@ -659,6 +662,7 @@ def untrusted_macvlan_keeps_antispoof() -> Figures:
     reply = a.raw_request([M.IXGBE_VF_SET_MACVLAN | 1 << 16, *M.mac_to_words(mac_bytes(extra))])
     assert reply[0] & M.IXGBE_VT_MSGTYPE_SUCCESS
     assert a.pf.vf_config(HOSTILE)["spoofchk"] is True
+    a.attacker_sources = {own, extra}
     spoofed = [frame(MACS[2], 100, src=MACS[1]), frame("ff:ff:ff:ff:ff:ff", 80, src=MACS[3])]
     tagged = frame(MACS[2], 100, src=extra)
     tagged = tagged[:12] + b"\x81\x00\x00\x64" + tagged[12:]  # VLAN 100: not the attacker's
@@ -673,7 +677,7 @@ def untrusted_macvlan_keeps_antispoof() -> Figures:
     a.hooks.append(attack)
     a.run(bursts=6)
     fig = a.finish()
-    assert_sent_only_from(a, seen, {own, extra})
+    assert_sent_only_from(a, seen, a.attacker_sources)
     assert len(seen[2]) == len(seen[3]) == 6 * 2, "the MACVLAN's own frames still go"
     assert a.port.stats()["tx_spoofed"] == 6 * 2 * 3
     return fig
