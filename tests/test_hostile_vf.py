@@ -9,6 +9,8 @@ Every scenario pushes bursts of frames (unicast to each VF, to the attacker, bro
 unicast) while the good VFs keep changing their multicast lists, and then requires:
 
 * frames for the other VFs lost: 0 (every frame the switch chose for a good VF was polled by it);
+* unicast for a good VF's MAC goes to that VF alone: no copy to the attacker or anyone else (the
+  administrator's configuration; ``Figures.leaked``);
 * frames unaccounted: 0 (every frame delivered or dropped for a named reason; counters conserved);
 * no memory written outside the rings and posted buffers (`sriov.invariants.DmaWatch`);
 * the PF never raised, and the other VFs' switch/filter state is what it was;
@@ -63,6 +65,7 @@ class Figures:
     unaccounted: int = 0
     other_selected: int = 0
     other_lost: int = 0
+    leaked: int = 0  # unicast for a good VF's MAC that the switch also gave another pool
     mbx_latencies_ns: list[int] = field(default_factory=list)  # driver-visible transaction time
     service_ns: list[int] = field(default_factory=list)  # REQ written -> the PF's ACK of it
     attacker_drops: dict[str, int] = field(default_factory=dict)
@@ -105,6 +108,8 @@ class Arena:
         self.clock.advance(1_000_000_000)
         assert all(nic.link_up for nic in self.good.values())
         self.figures = Figures(name)
+        self.macs = list(MACS)  # what the administrator gave each VF (a scenario may change one)
+        self.attacker_sources = {MACS[HOSTILE]}  # source MACs the attacker may send from
         for nic in self.good.values():  # time every mailbox transaction of the good VFs
             nic.mbx.transact = self._timed(nic.mbx.transact)
         self._watch_service()
@@ -280,7 +285,7 @@ class Arena:
         frames = []
         for k in range(per_vf):
             for vf in range(NUM_VFS):
-                frames.append(frame(MACS[vf], sizes[(k + vf) % len(sizes)]))
+                frames.append(frame(self.macs[vf], sizes[(k + vf) % len(sizes)]))
         frames += [frame("ff:ff:ff:ff:ff:ff", 100), frame("02:00:00:00:77:77", 80)]
         order = self.rng.permutation(len(frames))
         batch = Batch.from_frames([frames[i] for i in order])
@@ -290,6 +295,10 @@ class Arena:
         fig.frames += len(batch)
         fig.unaccounted += int(np.count_nonzero(~np.isin(result.reasons, list(KNOWN_REASONS))))
         fig.unaccounted += int(np.count_nonzero((result.delivered == 0) & (result.reasons == 0)))
+        shuffled = [frames[i] for i in order]
+        for vf in GOOD:  # the administrator's configuration: a good VF's unicast is its alone
+            mine = np.array([f[:6] == mac_bytes(self.macs[vf]) for f in shuffled])
+            fig.leaked += int(np.count_nonzero(result.selected[mine] != np.uint64(1 << vf)))
         for vf in GOOD:
             bit = np.uint64(1 << vf)
             chosen = int(np.count_nonzero(result.selected & bit))
@@ -326,6 +335,8 @@ class Arena:
         self.watch.assert_clean()
         assert fig.unaccounted == 0
         assert fig.other_lost == 0, f"{fig.other_lost} frames for the good VFs were lost"
+        assert fig.leaked == 0, f"{fig.leaked} unicast frames for a good VF also went elsewhere"
+        assert_sent_only_from(self, self.drain_good(), self.attacker_sources)
         assert fig.other_selected > 0
         assert all(nic.link_up for nic in self.good.values()), "a good VF lost its link"
         before = self.others_before
@@ -626,6 +637,96 @@ def tx_garbage_ring() -> Figures:
     return a.finish()
 
 
+def assert_sent_only_from(a: Arena, seen: dict[int, list[bytes]], sources: set[str]) -> None:
+    """What the attacker's transmit put on the wire and into the good VFs (the only transmitter
+    in an Arena): only frames whose source MAC the administrator's configuration lets it use,
+    and untagged (it has no VLANs)."""
+    allowed = {mac_bytes(m) for m in sources}
+    frames = [f for got in seen.values() for f in got] + a.port.wire.sent.to_list()
+    bad = [f for f in frames if f[6:12] not in allowed or f[12:14] == b"\x81\x00"]
+    assert not bad, (
+        f"{len(bad)} frames the administrator's configuration does not allow, e.g. {bad[0][:16].hex()}"
+    )
+
+
+def untrusted_macvlan_keeps_antispoof() -> Figures:
+    """Issue 17 item 4: an untrusted VF's SET_MACVLAN no longer switches its anti-spoofing off."""
+    a = Arena("untrusted MACVLAN, then spoofed source MACs and VLAN tags")
+    a.pf.set_vf(HOSTILE, mac="00:00:00:00:00:00")  # no administrator's MAC: MACVLANs are allowed
+    a.raw_reset()
+    own, extra = "02:00:00:00:05:01", "02:00:00:00:05:02"
+    assert (
+        a.raw_request([M.IXGBE_VF_SET_MAC_ADDR, *M.mac_to_words(mac_bytes(own))])[0]
+        & M.IXGBE_VT_MSGTYPE_SUCCESS
+    )
+    reply = a.raw_request([M.IXGBE_VF_SET_MACVLAN | 1 << 16, *M.mac_to_words(mac_bytes(extra))])
+    assert reply[0] & M.IXGBE_VT_MSGTYPE_SUCCESS
+    assert a.pf.vf_config(HOSTILE)["spoofchk"] is True
+    a.attacker_sources = {own, extra}
+    spoofed = [frame(MACS[2], 100, src=MACS[1]), frame("ff:ff:ff:ff:ff:ff", 80, src=MACS[3])]
+    tagged = frame(MACS[2], 100, src=extra)
+    tagged = tagged[:12] + b"\x81\x00\x00\x64" + tagged[12:]  # VLAN 100: not the attacker's
+    legit = [frame(MACS[2], 90, src=own), frame(MACS[3], 90, src=extra)]
+    seen: dict[int, list[bytes]] = {vf: [] for vf in GOOD}
+
+    def attack(i: int) -> None:
+        a.post_tx([*spoofed, tagged, *legit] * 2)
+        for vf, frames in a.drain_good().items():
+            seen[vf] += frames
+
+    a.hooks.append(attack)
+    a.run(bursts=6)
+    fig = a.finish()
+    assert_sent_only_from(a, seen, a.attacker_sources)
+    assert len(seen[2]) == len(seen[3]) == 6 * 2, "the MACVLAN's own frames still go"
+    assert a.port.stats()["tx_spoofed"] == 6 * 2 * 3
+    return fig
+
+
+def mac_squatting() -> Figures:
+    """Issue 17 item 5: a VF takes MAC X, then the administrator gives X to VF 1: the
+    administrator wins, the squatter's filter goes (counted) and it must reset without X."""
+    a = Arena("MAC squatting: the administrator gives the squatted MAC away")
+    a.pf.set_vf(HOSTILE, mac="00:00:00:00:00:00")
+    a.raw_reset()
+    squatted = "02:00:00:00:05:55"
+    words = [M.IXGBE_VF_SET_MAC_ADDR, *M.mac_to_words(mac_bytes(squatted))]
+    assert a.raw_request(words)[0] & M.IXGBE_VT_MSGTYPE_SUCCESS
+    a.pf.set_vf(1, mac=squatted)  # "Reload the VF driver": VF 1's guest does
+    a.good[1].down()
+    a.good[1].up()
+    a.clock.advance(100_000_000)
+    a.macs[1] = squatted
+    a.others_before = a.other_state()  # the administrator's change is the new configuration
+    assert a.pf.vf_counters(HOSTILE)["evicted_macs"] == 1 and a.good[1].mac == squatted
+    reply = a.raw_request([M.IXGBE_VF_GET_QUEUES])
+    assert reply[0] & M.IXGBE_VT_MSGTYPE_FAILURE, "the squatter's next request is NACKed"
+    a.raw_reset()
+    assert a.raw_request(words)[0] & M.IXGBE_VT_MSGTYPE_FAILURE, "and it cannot take X back"
+    a.run()
+    return a.finish()
+
+
+def trust_revoked() -> Figures:
+    """Issue 17 item 6: a trusted VF's MACVLAN for VF 1's MAC and its ALLMULTI go when the
+    administrator turns trust off, even though the VF ignores the ping and never resets."""
+    a = Arena("trust revoked, the VF ignoring the reset ping")
+    a.pf.set_vf(HOSTILE, trust=True)
+    a.raw_reset()
+    a.raw_request([M.IXGBE_VF_API_NEGOTIATE, int(M.MboxApi.API_13)])
+    words = [M.IXGBE_VF_SET_MACVLAN | 1 << 16, *M.mac_to_words(mac_bytes(MACS[1]))]
+    assert a.raw_request(words)[0] & M.IXGBE_VT_MSGTYPE_SUCCESS, "trusted: upstream allows it"
+    a.raw_request([M.IXGBE_VF_UPDATE_XCAST_MODE, int(M.XcastMode.ALLMULTI)])
+    assert a.dev.state.vmolr[HOSTILE] & R.VMOLR_MPE
+    a.pf.set_vf(HOSTILE, trust=False)  # the attacker never reads the ping nor resets
+    cfg = a.pf.vf_config(HOSTILE)
+    assert cfg["xcast_mode"] == "MULTI" and cfg["spoofchk"] is True
+    assert not a.dev.state.vmolr[HOSTILE] & R.VMOLR_MPE
+    assert not any(e is not None and e[0] == HOSTILE for e in a.pf.vf_macvlans)
+    a.run()
+    return a.finish()
+
+
 SCENARIOS = [
     baseline,
     mailbox_flood,
@@ -642,6 +743,9 @@ SCENARIOS = [
     tx_spoofing,
     tx_dma_outside_the_vm,
     tx_garbage_ring,
+    untrusted_macvlan_keeps_antispoof,
+    mac_squatting,
+    trust_revoked,
 ]
 
 
@@ -714,3 +818,101 @@ def test_a_vf_cannot_snoop_another_vfs_unicast_through_macvlan() -> None:
     result = a.port.wire.receive(Batch.from_frames([frame(MACS[1])]))
     assert result.pools(0) == [1]
     assert len(ring.poll(64)) == 0
+
+
+def _raw_ask(port, vf: int, words: list[int]) -> int:
+    """One request from an unbound VF through its BAR0 (lock, write, wait, read, ACK): word 0 back."""
+    mbx = M.VfMailbox(port.vf(vf), port.device.clock)
+    mbx.timeout = M.IXGBE_VF_MBX_INIT_TIMEOUT
+    return mbx.transact(M.Message.from_words(words), R.VFMAILBOX_SIZE).word0
+
+
+def _raw_ready(port, vf: int) -> None:
+    fn = port.vf(vf)
+    fn.write32(R.VFCTRL, R.CTRL_RST)
+    mbx = M.VfMailbox(fn, port.device.clock)
+    mbx.timeout = M.IXGBE_VF_MBX_INIT_TIMEOUT
+    mbx.write([M.IXGBE_VF_RESET])
+    port.device.clock.advance(10_000_000)
+    mbx.read_posted(M.IXGBE_VF_PERMADDR_MSG_LEN)
+
+
+def test_colluding_vfs_cannot_exhaust_the_vlvf_table() -> None:
+    """Issue 17 item 7: 8 untrusted VFs x 8 VLANs would fill the 63 VLVF entries; the PF keeps
+    every VF's share and the administrator's reserve, so a good VF and the admin still get theirs,
+    and the frames on those VLANs reach exactly the VFs the configuration says."""
+    from sriov.drivers.pf import PfDriver
+
+    host = Host(seed=3)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(9)
+    for vf in range(8):
+        _raw_ready(port, vf)
+    granted = 0
+    for vf in range(8):
+        for k in range(8):
+            word0 = _raw_ask(port, vf, [M.IXGBE_VF_SET_VLAN | 1 << 16, 1000 + 8 * vf + k])
+            granted += bool(word0 & M.IXGBE_VT_MSGTYPE_SUCCESS)
+    assert 8 * 6 <= granted < 8 * 8, "each colluder got its share, not the whole table"
+    vm = host.add_vm("good", memory=VM_MEM)
+    good = host.assign(port.vf(8), vm)
+    good.up()
+    for vid in range(10, 16):
+        good.add_vlan(vid)  # its share: raises if the PF refuses
+    port.pf.set_vf(0, vlan=77)  # and the administrator's port VLAN on a colluder
+    assert port.pf.vf_config(0)["vlan"] == 77
+    free = sum(1 for i in range(1, R.NUM_VLVF) if not port.device.pf.read32(R.VLVF(i)))
+    assert free >= PfDriver.ADMIN_RESERVED_VLVF - 1
+    tagged = frame(good.mac, 100)
+    tagged = tagged[:12] + b"\x81\x00\x00\x0c" + tagged[12:]  # VLAN 12: the good VF's
+    result = port.wire.receive(Batch.from_frames([tagged]))
+    assert result.pools(0) == [8]
+
+
+def test_colluding_vfs_cannot_exhaust_the_macvlan_list_and_a_refusal_raises() -> None:
+    """Issue 17 item 7: 6 untrusted VFs x 16 MACVLANs would fill the shared list (104 slots with
+    8 VFs); each keeps 13, so a good VF's 13 fit, and one more is refused *to the caller*."""
+    from sriov.errors import MailboxError
+
+    host = Host(seed=4)
+    port = host.add_port("eth0")
+    port.pf.set_numvfs(8)
+    for vf in range(6):
+        _raw_ready(port, vf)
+        for k in range(16):
+            mac = bytes([2, 0x66, 0, vf, 0, k])
+            _raw_ask(port, vf, [M.IXGBE_VF_SET_MACVLAN | (k + 1) << 16, *M.mac_to_words(mac)])
+    held = [sum(1 for e in port.pf.vf_macvlans if e is not None and e[0] == vf) for vf in range(6)]
+    assert held == [13] * 6
+    vm = host.add_vm("good", memory=VM_MEM)
+    good = host.assign(port.vf(7), vm)
+    good.up()
+    mine = [f"02:77:00:00:00:{k:02x}" for k in range(13)]
+    good.set_unicast(mine)
+    assert [M.format_mac(m) for m in good.uc_addrs] == mine
+    with pytest.raises(MailboxError, match="02:77:00:00:00:0d"):
+        good.set_unicast([*mine, "02:77:00:00:00:0d"])
+    result = port.wire.receive(Batch.from_frames([frame(m) for m in mine]))
+    assert all(result.pools(i) == [7] for i in range(13))
+
+
+def test_the_leak_invariant_catches_a_squatter(monkeypatch) -> None:
+    """The administrator's-configuration check is not decorative: with the eviction planted
+    out, the squatter's copies of VF 1's unicast are reported."""
+    from sriov.drivers.pf import PfDriver
+
+    monkeypatch.setattr(PfDriver, "_evict_mac", lambda self, mac, owner: None)
+    a = Arena("planted: no eviction")
+    a.pf.set_vf(HOSTILE, mac="00:00:00:00:00:00")
+    a.raw_reset()
+    squatted = "02:00:00:00:05:55"
+    a.raw_request([M.IXGBE_VF_SET_MAC_ADDR, *M.mac_to_words(mac_bytes(squatted))])
+    a.pf.set_vf(1, mac=squatted)
+    a.good[1].down()
+    a.good[1].up()
+    a.clock.advance(100_000_000)
+    a.macs[1] = squatted
+    a.others_before = a.other_state()
+    a.run(bursts=2)
+    with pytest.raises(AssertionError, match="also went elsewhere"):
+        a.finish()

@@ -202,6 +202,7 @@ def dev() -> Device82599:
 
 def test_vf_write_then_pf_read_then_pf_reply_then_vf_read(dev: Device82599) -> None:
     vf = VfMailbox(dev.vf(2), dev.clock)
+    vf.timeout = M.IXGBE_VF_MBX_INIT_TIMEOUT  # as after a reset
     pf = PfMailbox(dev.pf)
     vf.write([0x02, 0x33221102, 0x5544])
     assert dev.pf.read32(R.PFMBMEM(2) + 4) == 0x33221102
@@ -224,13 +225,27 @@ def test_vf_shadow_keeps_read_to_clear_bits_until_consumed(dev: Device82599) -> 
     assert not vf.check_for_msg()
 
 
-def test_lock_not_granted_is_an_error_on_the_vf_and_a_false_on_the_pf(dev: Device82599) -> None:
+def test_vf_retries_the_lock_while_the_pf_holds_it(dev: Device82599) -> None:
+    """Issue 14 row 7: ixgbevf_obtain_mbx_lock_vf retries VFU timeout x udelay (1 s) long."""
     vf = VfMailbox(dev.vf(1), dev.clock)
-    pf = PfMailbox(dev.pf)
+    vf.timeout = M.IXGBE_VF_MBX_INIT_TIMEOUT
     dev.pf.write32(R.PFMAILBOX(1), R.PFMAILBOX_PFU)
+    dev.clock.schedule(300_000, lambda: dev.pf.write32(R.PFMAILBOX(1), 0))  # the PF lets go
+    start = dev.clock.now
+    vf.write([1])
+    assert dev.pf.read32(R.PFMBMEM(1)) == 1 and dev.pf.read32(R.MBVFICR(0)) & (R.MBVFICR_VFREQ_VF1 << 1)
+    assert 300_000 <= dev.clock.now - start <= 300_000 + M.IXGBE_VF_MBX_INIT_DELAY_NS
+    dev.pf.write32(R.PFMAILBOX(1), R.PFMAILBOX_PFU)  # and now it never does
+    start = dev.clock.now
     with pytest.raises(MailboxError, match="VFU"):
-        vf.write([1])
-    dev.pf.write32(R.PFMAILBOX(1), 0)
+        vf.write([2])
+    assert dev.clock.now - start == (M.IXGBE_VF_MBX_INIT_TIMEOUT - 1) * M.IXGBE_VF_MBX_INIT_DELAY_NS
+    assert vf.stats.lock_failures == 1 and vf.timeout == M.IXGBE_VF_MBX_INIT_TIMEOUT
+    assert dev.pf.read32(R.PFMBMEM(1)) == 1, "nothing was written without the lock"
+
+
+def test_lock_not_granted_is_a_false_on_the_pf(dev: Device82599) -> None:
+    pf = PfMailbox(dev.pf)
     dev.vf(1).write32(R.VFMAILBOX, R.VFMAILBOX_VFU)
     assert pf.read(1) is None and not pf.write(1, [0x100])
     assert pf.stats.lock_failures == 2
@@ -243,9 +258,26 @@ def test_posted_operations_time_out_on_the_simulated_clock(dev: Device82599) -> 
     with pytest.raises(MailboxError, match="no ACK"):
         vf.write_posted([M.IXGBE_VF_GET_QUEUES])  # nobody serves the PF side here
     assert dev.clock.now - start == (M.IXGBE_VF_MBX_INIT_TIMEOUT - 1) * M.IXGBE_VF_MBX_INIT_DELAY_NS
-    with pytest.raises(MailboxError, match="reset is needed"):
+    # Issue 14 row 6: the timeout fails that operation only (ixgbevf >= 5.17 keeps mbx->timeout),
+    # so the next one is tried in full rather than refused until a reset.
+    assert vf.timeout == M.IXGBE_VF_MBX_INIT_TIMEOUT
+    start = dev.clock.now
+    with pytest.raises(MailboxError, match="no ACK"):
         vf.write_posted([M.IXGBE_VF_GET_QUEUES])
-    assert vf.stats.timeouts == 1
+    assert dev.clock.now - start == (M.IXGBE_VF_MBX_INIT_TIMEOUT - 1) * M.IXGBE_VF_MBX_INIT_DELAY_NS
+    assert vf.stats.timeouts == 2
+    pf = PfMailbox(dev.pf)
+    assert pf.check_for_msg(3) and pf.read(3, 1) == [M.IXGBE_VF_GET_QUEUES]  # a PF that answers now
+    pf.write(3, [M.IXGBE_VF_GET_QUEUES | M.IXGBE_VT_MSGTYPE_SUCCESS])
+    assert vf.read_posted(1) == [M.IXGBE_VF_GET_QUEUES | M.IXGBE_VT_MSGTYPE_SUCCESS]
+
+
+def test_an_uninitialised_vf_mailbox_refuses_at_once(dev: Device82599) -> None:
+    vf = VfMailbox(dev.vf(2), dev.clock)  # timeout 0: the VF has not reset yet (IXGBE_ERR_CONFIG)
+    start = dev.clock.now
+    with pytest.raises(MailboxError, match="not initialised"):
+        vf.write_posted([M.IXGBE_VF_GET_QUEUES])
+    assert dev.clock.now == start and not dev.pf.read32(R.MBVFICR(0))
 
 
 def test_vf_reset_event_is_seen_by_the_pf(dev: Device82599) -> None:

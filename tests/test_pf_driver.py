@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, Message, VfMailbox, XcastMode
-from sriov.errors import ConfigError, DriverStateError
+from sriov.errors import ConfigError, DriverStateError, MailboxError
 from sriov.host import Host, Port
 from sriov.hw import regs as R
 
@@ -131,6 +131,19 @@ def test_sriov_enable_pool_mode_and_virtualization(host: Host, num_vfs: int, qpp
     assert vlvf_entries(port)[0] == 1 << num_vfs, "the PF pool is in VLAN 0's entry"
     assert reg(port, R.VMOLR(num_vfs)) & R.VMOLR_AUPE
     assert reg(port, R.CTRL_EXT) & R.CTRL_EXT_PFRSTD
+
+
+@pytest.mark.parametrize("rss", [1, 2, 4, 16])
+def test_pool_mode_depends_only_on_the_pool_count(host: Host, rss: int) -> None:
+    """Issue 14 row 13: ixgbe_set_sriov_queues picks 64x2 only above 32 pools, else 32x4, however
+    narrow the RSS limit (which only narrows the PF's RSS)."""
+    port = host.add_port("eth1")
+    port.pf.rss_queues = rss
+    port.pf.set_numvfs(8)
+    assert reg(port, R.GCR_EXT) == R.GCR_EXT_VT_MODE_32 and port.device.queues_per_pool() == 4
+    port.pf.set_numvfs(0)
+    port.pf.set_numvfs(32)  # 33 pools with the PF's
+    assert reg(port, R.GCR_EXT) == R.GCR_EXT_VT_MODE_64 and port.device.queues_per_pool() == 2
 
 
 def test_set_numvfs_validation_and_going_through_zero(port: Port) -> None:
@@ -268,13 +281,24 @@ def test_set_multicast_sets_mta_and_rompe_and_is_rebuilt_on_reset(port: Port) ->
     assert b.ask(M.set_multicast([0x020])).acked
     assert all(mta_bit(port, h) for h in (0x010, 0xFFF, 0x020))
     assert reg(port, R.VMOLR(0)) & R.VMOLR_ROMPE and reg(port, R.VMOLR(1)) & R.VMOLR_ROMPE
-    assert reg(port, R.MCSTCTRL) & R.MCSTCTRL_MFE
-    a.reset()  # the VF's hashes go; the other VF's stay
+    a.reset()  # the VF's hashes go (the reset runs the PF's set_rx_mode); the other VF's stay
     assert not mta_bit(port, 0x010) and not mta_bit(port, 0xFFF) and mta_bit(port, 0x020)
+    assert reg(port, R.MCSTCTRL) & R.MCSTCTRL_MFE
     assert not reg(port, R.VMOLR(0)) & R.VMOLR_ROMPE
-    assert b.ask(M.set_multicast([])).acked
-    assert not mta_bit(port, 0x020) and not reg(port, R.VMOLR(1)) & R.VMOLR_ROMPE
-    assert not reg(port, R.MCSTCTRL) & R.MCSTCTRL_MFE
+
+
+def test_set_multicast_ors_into_the_mta_and_always_sets_rompe(port: Port) -> None:
+    """Issue 14 row 3: ixgbe_set_vf_multicasts ORs each hash in and sets ROMPE even for none;
+    the MTA is rebuilt (and ROMPE follows the stored list) only at the PF's next set_rx_mode."""
+    a = RawVf(port, 0).ready()
+    assert a.ask(M.set_multicast([0x010])).acked and a.ask(M.set_multicast([0x020])).acked
+    assert mta_bit(port, 0x010) and mta_bit(port, 0x020), "the dropped hash stays for now"
+    assert port.pf.vfinfo[0].mc_hashes == [0x020]
+    assert a.ask(M.set_multicast([])).acked
+    assert reg(port, R.VMOLR(0)) & R.VMOLR_ROMPE, "ixgbevf's open sends an empty list: ROMPE on"
+    port.pf.set_multicast([])  # the PF's next set_rx_mode
+    assert not mta_bit(port, 0x010) and not mta_bit(port, 0x020)
+    assert not reg(port, R.VMOLR(0)) & R.VMOLR_ROMPE
 
 
 def test_set_multicast_count_is_clamped_to_30(port: Port) -> None:
@@ -364,6 +388,17 @@ def test_set_lpe_api11_needs_a_jumbo_pf(port: Port) -> None:
     assert vf.ask(M.set_lpe(9729)).nacked, "above IXGBE_MAX_JUMBO_FRAME_SIZE"
 
 
+@pytest.mark.parametrize("max_frame", [0, 60, 67, 9729, 0xFFFFFFFF])
+def test_set_lpe_out_of_range_is_nacked_before_vfre_is_touched(port: Port, max_frame: int) -> None:
+    """Issue 14 row 2: ixgbe_set_vf_lpe checks 68..9728 first; one bad message must not stop
+    the VF's receive (the 82599 rule that clears VFRE comes after)."""
+    vf = RawVf(port, 0).ready(MboxApi.API_12)
+    assert vf.ask(M.set_lpe(1518)).acked and bit(port, R.VFRE, 0)
+    maxfrs = reg(port, R.MAXFRS)
+    assert vf.ask(M.set_lpe(max_frame)).nacked
+    assert bit(port, R.VFRE, 0) and reg(port, R.MAXFRS) == maxfrs
+
+
 def test_set_lpe_api10_with_a_jumbo_pf_is_refused(port: Port) -> None:
     port.pf.set_mtu(9000)
     vf = RawVf(port, 0).ready(MboxApi.API_10)
@@ -379,14 +414,37 @@ def test_set_lpe_raises_maxfrs_only_upwards(port: Port) -> None:
 
 # =============================================================================================
 # SET_MACVLAN
-def test_set_macvlan_adds_filters_and_turns_off_anti_spoofing(port: Port) -> None:
+@pytest.mark.parametrize("trusted", [False, True])
+def test_set_macvlan_adds_filters_and_anti_spoofing_stays_for_an_untrusted_vf(
+    port: Port, trusted: bool
+) -> None:
+    """Upstream turns MAC and VLAN anti-spoofing off for a VF adding a MACVLAN (pitfall 6); the
+    model keeps it on for an untrusted VF (issue 17 item 4), and vf_config says which."""
+    port.pf.set_vf(1, trust=trusted)
     vf = RawVf(port, 1).ready()
     m1, m2 = bytes.fromhex("020000001111"), bytes.fromhex("020000002222")
     assert vf.ask(M.set_macvlan(1, m1)).acked and vf.ask(M.set_macvlan(2, m2)).acked
     assert rar_entries(port)[m1] == 1 << 1 and rar_entries(port)[m2] == 1 << 1
-    assert not reg(port, R.PFVFSPOOF(0)) & ((1 << 1) | (1 << 9)), "pitfall 6"
+    bits = reg(port, R.PFVFSPOOF(0)) & ((1 << 1) | (1 << 9))
+    assert bits == (0 if trusted else (1 << 1) | (1 << 9))
+    assert port.pf.vf_config(1)["spoofchk"] is not trusted
     assert vf.ask(M.set_macvlan(0, None)).acked
     assert m1 not in rar_entries(port) and m2 not in rar_entries(port)
+
+
+def test_set_macvlan_equal_to_the_primary_does_not_leak_rars(port: Port) -> None:
+    """Issue 14 row 8: index <= 1 deletes one RAR per entry of the VF's list (its MAC, its pool),
+    so re-sending a MACVLAN equal to the primary MAC (each rx-mode update does) leaks nothing."""
+    vf = RawVf(port, 3).ready()
+    mac = bytes.fromhex("020000003333")
+    assert vf.ask(M.set_mac_addr(mac)).acked
+    in_use = sum(1 for i in range(R.NUM_RAR) if reg(port, R.RAH(i)) & R.RAH_AV)
+    for _ in range(5):
+        assert vf.ask(M.set_macvlan(1, mac)).acked
+    assert sum(1 for i in range(R.NUM_RAR) if reg(port, R.RAH(i)) & R.RAH_AV) == in_use + 1
+    assert rar_entries(port)[mac] == 1 << 3
+    assert vf.ask(M.set_macvlan(0, None)).acked
+    assert sum(1 for i in range(R.NUM_RAR) if reg(port, R.RAH(i)) & R.RAH_AV) == in_use
 
 
 def test_set_macvlan_refusals(port: Port) -> None:
@@ -410,9 +468,18 @@ def test_set_macvlan_runs_out_of_shared_slots(port: Port) -> None:
 # =============================================================================================
 # API_NEGOTIATE, GET_QUEUES, GET_RETA, GET_RSS_KEY
 @pytest.mark.parametrize(
-    "api", [MboxApi.API_10, MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14]
+    "api",
+    [
+        MboxApi.API_10,
+        MboxApi.API_11,
+        MboxApi.API_12,
+        MboxApi.API_13,
+        MboxApi.API_14,
+        MboxApi.API_16,
+        MboxApi.API_17,
+    ],
 )
-def test_api_negotiate_accepts_1_0_to_1_4(port: Port, api: MboxApi) -> None:
+def test_api_negotiate_accepts_what_upstream_accepts(port: Port, api: MboxApi) -> None:
     vf = RawVf(port, 0)
     vf.reset()
     reply = vf.negotiate(api)
@@ -420,12 +487,29 @@ def test_api_negotiate_accepts_1_0_to_1_4(port: Port, api: MboxApi) -> None:
     assert port.pf.vfinfo[0].api == api
 
 
-@pytest.mark.parametrize("api", [1, 6, 7, 8, 9, 0xDEAD])
+@pytest.mark.parametrize("api", [1, 6, 9, 0xDEAD])
 def test_api_negotiate_refuses_others(port: Port, api: int) -> None:
     vf = RawVf(port, 0)
     vf.reset()
     assert vf.ask(Message(M.IXGBE_VF_API_NEGOTIATE, payload=(api,))).nacked
     assert port.pf.vfinfo[0].api == MboxApi.API_10
+
+
+def test_features_negotiate_grants_ipsec_only_and_needs_api_1_7(port: Port) -> None:
+    """Issue 14 item 4: FEATURES_NEGOTIATE (1.7) masks the VF's bits with IXGBE_SUPPORTED_FEATURES
+    (IPsec; never the ESX mailbox); GET_PF_LINK_STATE is answered on E610 only: NACK here."""
+    vf = RawVf(port, 0).ready(MboxApi.API_17)
+    both = M.IXGBEVF_PF_SUP_IPSEC | M.IXGBEVF_PF_SUP_ESX_MBX
+    reply = vf.ask(M.features_negotiate(both))
+    assert reply.acked and reply.cts and M.decode_features(reply) == M.IXGBEVF_PF_SUP_IPSEC
+    assert vf.ask(Message(M.IXGBE_VF_GET_PF_LINK_STATE)).nacked
+    vf.ready(MboxApi.API_16)
+    assert vf.ask(M.features_negotiate(both)).nacked and vf.ask(Message(M.IXGBE_VF_GET_PF_LINK_STATE)).nacked
+    for api in (MboxApi.API_16, MboxApi.API_17):  # everything 1.2+ offers works on both
+        vf.ready(api)
+        assert vf.ask(M.get_queues()).acked and vf.ask(M.get_link_state()).acked
+        assert vf.ask(M.update_xcast_mode(XcastMode.MULTI)).acked
+    assert port.pf.vf_counters(0)["unhandled_msgs"] == 0
 
 
 def test_get_queues(host: Host) -> None:
@@ -447,8 +531,14 @@ def test_get_reta_and_rss_key_need_query_rss_and_api_1_2(port: Port) -> None:
     assert reta.acked and M.decode_reta(reta) == [i % 4 for i in range(128)]
     key = vf.ask(M.get_rss_key())
     assert key.acked and M.decode_rss_key(key) == port.pf.rss_key
+    vf.ready(MboxApi.API_17)
+    assert vf.ask(M.get_reta()).acked and vf.ask(M.get_rss_key()).acked, "1.6 and 1.7 too"
+    assert port.pf.vf_config(0)["query_rss"] is True
     vf.ready(MboxApi.API_11)
     assert vf.ask(M.get_reta()).nacked and vf.ask(M.get_rss_key()).nacked
+    port.pf.set_vf(0, query_rss=False)
+    vf.ready(MboxApi.API_13)
+    assert vf.ask(M.get_reta()).nacked and port.pf.vf_config(0)["query_rss"] is False
 
 
 # =============================================================================================
@@ -472,7 +562,9 @@ def test_trusted_allmulti_and_none(port: Port) -> None:
     reply = vf.ask(M.update_xcast_mode(XcastMode.ALLMULTI))
     assert M.decode_xcast_mode(reply) == XcastMode.ALLMULTI and reg(port, R.VMOLR(0)) & R.VMOLR_MPE
     assert vf.ask(M.update_xcast_mode(XcastMode.NONE)).acked
-    assert not reg(port, R.VMOLR(0)) & (R.VMOLR_BAM | R.VMOLR_ROMPE | R.VMOLR_MPE)
+    vmolr = reg(port, R.VMOLR(0))
+    assert not vmolr & (R.VMOLR_ROMPE | R.VMOLR_MPE | R.VMOLR_UPE | R.VMOLR_VPE)
+    assert vmolr & R.VMOLR_BAM, "issue 14 row 1: NONE keeps broadcast (upstream fix of 2022)"
 
 
 @pytest.mark.parametrize(("api", "mode"), [(MboxApi.API_12, 3), (MboxApi.API_13, 3), (MboxApi.API_13, 9)])
@@ -496,12 +588,21 @@ def test_get_link_state(port: Port) -> None:
     assert not bit(port, R.VFRE, 0) and not bit(port, R.VFTE, 0)
 
 
-def test_ipsec_is_refused(port: Port) -> None:
+def test_ipsec_add_is_refused_and_a_trusted_del_of_an_unused_sa_is_acked(port: Port) -> None:
+    """Issue 14 row 12: ixgbe_ipsec_vf_del_sa ACKs a trusted VF's delete of an SA not in use
+    (index 0..2047); untrusted gets -EPERM. ADD needs the vf-ipsec flag, off: always NACK."""
     vf = RawVf(port, 0).ready(MboxApi.API_14)
-    assert vf.ask(Message(M.IXGBE_VF_IPSEC_ADD, payload=(1, 2, 3)), 16).nacked
+    add = Message(M.IXGBE_VF_IPSEC_ADD, payload=(1, 2, 3))
+    assert vf.ask(add, 16).nacked
+    assert vf.ask(Message(M.IXGBE_VF_IPSEC_DEL, payload=(5,)), 16).nacked, "untrusted"
+    port.pf.set_vf(0, trust=True)
+    vf.ready(MboxApi.API_14)
+    for pfsa, ok in ((0, True), (5, True), (1023, True), (1024 + 7, True), (2047, True), (2048, False)):
+        assert vf.ask(Message(M.IXGBE_VF_IPSEC_DEL, payload=(pfsa,)), 16).acked is ok, pfsa
+    assert vf.ask(add, 16).nacked
 
 
-@pytest.mark.parametrize("opcode", [0x00, 0x07, 0x0F, 0x11, 0x12, 0x101, 0xFFFF])
+@pytest.mark.parametrize("opcode", [0x00, 0x07, 0x0F, 0x13, 0x101, 0xFFFF])
 def test_unknown_opcodes_are_nacked_and_counted(port: Port, opcode: int) -> None:
     vf = RawVf(port, 0).ready()
     reply = vf.ask(Message(opcode, payload=(0xDEADBEEF,)), 2)
@@ -547,6 +648,20 @@ def test_admin_state_disable_and_auto(port: Port) -> None:
     assert bit(port, R.VFTE, 2)
 
 
+def test_admin_state_enable_is_not_supported_and_changes_nothing(port: Port) -> None:
+    """Issue 14 row 5: ixgbe_ndo_set_vf_link_state logs "not supported" for enable: no state
+    change, no ping, no reset; the VF keeps CTS and its link."""
+    vf = RawVf(port, 2).ready()
+    messages = len(port.pf.mailbox_log(2))
+    port.pf.set_vf(2, state="enable")
+    assert len(port.pf.mailbox_log(2)) == messages, "no ping"
+    assert port.pf.vfinfo[2].clear_to_send and port.pf.vf_config(2)["state"] == "auto"
+    assert vf.ask(M.get_queues()).acked
+    port.pf.set_vf(2, state="disable")
+    port.pf.set_vf(2, state="enable")
+    assert port.pf.vf_config(2)["state"] == "disable" and not bit(port, R.VFTE, 2)
+
+
 def test_admin_port_vlan_programs_vmvir_and_revokes_vlan_0(port: Port) -> None:
     port.pf.set_vf(1, vlan=300, qos=3)
     assert reg(port, R.VMVIR(1)) == 300 | 3 << 13 | R.VMVIR_VLANA_DEFAULT
@@ -582,6 +697,7 @@ def test_admin_spoofchk(port: Port) -> None:
         ({"qos": 8}, r"qos must be an int in 0\.\.7"),
         ({"spoofchk": "yes"}, "True or False"),
         ({"trust": 1}, "True or False"),
+        ({"query_rss": "on"}, "query_rss must be True or False"),
         ({"state": "up"}, "auto, enable, disable"),
     ],
 )
@@ -628,6 +744,40 @@ def test_pf_promisc(port: Port) -> None:
     assert not reg(port, R.FCTRL) & R.FCTRL_UPE
     with pytest.raises(ConfigError):
         port.pf.set_promisc("on")  # type: ignore[arg-type]
+
+
+def test_promiscuous_pf_joins_every_vlan(port: Port) -> None:
+    """Issue 14 row 4: IFF_PROMISC with SR-IOV keeps VLAN filtering on but ixgbe_vlan_promisc_enable
+    sets VFTA to all ones and the PF's pool bit in every VLVF entry (1..63); leaving promiscuous
+    scrubs the PF out of the VLANs it does not use and rebuilds the VFTA from the VLVF entries."""
+    vf = RawVf(port, 1).ready()
+    assert vf.ask(M.set_vlan(100, True)).acked
+    pf_pool = port.pf.pf_pool
+    port.pf.set_promisc(True)
+    assert reg(port, R.VLNCTRL) & R.VLNCTRL_VFE
+    assert all(reg(port, R.VFTA(i)) == 0xFFFFFFFF for i in range(R.NUM_VFTA))
+    assert all(reg(port, R.VLVFB(2 * i + pf_pool // 32)) >> (pf_pool % 32) & 1 for i in range(1, R.NUM_VLVF))
+    assert vlvf_entries(port)[100] == 1 << 1 | 1 << pf_pool
+    assert vf.ask(M.set_vlan(200, True)).acked and vlvf_entries(port)[200] == 1 << 1 | 1 << pf_pool
+    assert vf.ask(M.set_vlan(200, False)).acked
+    assert 200 not in vlvf_entries(port), "an entry only the PF is left in is given up"
+    port.pf.set_promisc(False)
+    assert vfta_bit(port, 100) and vfta_bit(port, 0) and not vfta_bit(port, 200) and not vfta_bit(port, 555)
+    assert vlvf_entries(port)[100] == 1 << 1
+    pf_bits = [reg(port, R.VLVFB(2 * i + pf_pool // 32)) >> (pf_pool % 32) & 1 for i in range(1, R.NUM_VLVF)]
+    assert not any(pf_bits)
+
+
+def test_a_vf_reset_frees_the_vlvf_entries_only_the_pf_is_left_in(port: Port) -> None:
+    """ixgbe_clear_vf_vlans: an entry the resetting VF leaves with only the PF's pool in it is
+    disabled (VLVF 0; the PF's bit kept while VLAN promiscuous, VFTA kept): the PF then gets
+    those frames through its default pool, and the entry is free for others."""
+    vf = RawVf(port, 1).ready()
+    port.pf.set_promisc(True)
+    assert vf.ask(M.set_vlan(100, True)).acked and 100 in vlvf_entries(port)
+    vf.reset()
+    assert 100 not in vlvf_entries(port) and vfta_bit(port, 100)
+    assert vlvf_entries(port)[0] & (1 << 1 | 1 << port.pf.pf_pool) == 1 << 1 | 1 << port.pf.pf_pool
 
 
 def test_pf_link_down_puts_vfs_in_reset_until_up(port: Port) -> None:
@@ -760,9 +910,9 @@ def test_a_flooding_vf_does_not_disturb_another_vfs_bring_up(host: Host, port: P
     nic = host.assign(port.vf(0), vm)
     nic.up()
     host.clock.advance(100_000_000)
-    assert nic.link_up and nic.api == MboxApi.API_14
+    assert nic.link_up and nic.api == MboxApi.API_17
     verdicts = [e.verdict for e in port.pf.mailbox_log(0) if e.direction == M.PF_TO_VF and e.verdict]
-    assert verdicts == ["NACK"] + ["ACK"] * 9
+    assert verdicts == ["NACK"] + ["ACK"] * 11
     c = port.pf.vf_counters(3)
     assert c["requests"] > 100 and c["nacks_sent"] == c["requests"] and c["acks_sent"] == 0
 
@@ -815,9 +965,12 @@ def test_an_untrusted_vf_macvlan_list_is_capped() -> None:
     nic = host.assign(port.vf(0), vm)
     nic.up()
     cap = PfDriver.UNTRUSTED_VF_MAX_MACVLANS
-    # ndo_set_rx_mode returns nothing: the driver carries on, the PF NACKs what is over the cap
-    nic.set_unicast([f"02:00:00:00:01:{i:02x}" for i in range(cap + 3)])
-    owned = [o for o in port.pf.vf_macvlans if o is not None and o >> 8 == 0]
+    # ixgbevf's ndo_set_rx_mode returns nothing; the model's set_unicast reports the refusals
+    wanted = [f"02:00:00:00:01:{i:02x}" for i in range(cap + 3)]
+    with pytest.raises(MailboxError, match="02:00:00:00:01:10, 02:00:00:00:01:11, 02:00:00:00:01:12"):
+        nic.set_unicast(wanted)
+    assert [M.format_mac(m) for m in nic.uc_addrs] == wanted[:cap], "what the PF holds"
+    owned = [o for o in port.pf.vf_macvlans if o is not None and o[0] == 0]
     assert len(owned) == cap
     assert port.pf.vfinfo[0].counters["capped_msgs"] == 3
     assert any(o is None for o in port.pf.vf_macvlans), "slots are left for the other VFs"

@@ -7,6 +7,7 @@ transcript, load order, and recovery from PF resets, link flaps, trust and state
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,39 +80,30 @@ def vf_filters(port: Port, n: int, nic: VfNic) -> dict[str, object]:
 
 # =============================================================================================
 # bring-up
-def test_full_bring_up_transcript_follows_spec_4_3(host: Host, port: Port, vm: Vm) -> None:
+GOLDEN_OPEN = Path(__file__).parent / "data" / "vf_open_transcript.txt"
+
+
+def transcript_lines(log: M.MailboxLog) -> list[str]:
+    """The log from the VF's first message on, one line per message as the golden file has them."""
+    first = next(i for i, e in enumerate(log) if e.direction == M.VF_TO_PF)
+    lines = []
+    for e in log[first:]:
+        verdict = (e.verdict + (" CTS" if e.words[0] & M.IXGBE_VT_MSGTYPE_CTS else "")).strip()
+        words = " ".join(f"{w:08x}" for w in e.words)
+        lines.append(" ".join(x for x in (e.direction, e.opcode, verdict, f"[{words}]") if x))
+    return lines
+
+
+def test_open_transcript_matches_the_golden_file(host: Host, port: Port, vm: Vm) -> None:
+    """Issue 14: probe and open in upstream's order, GET_LINK_STATE and VID 0 included."""
     port.pf.set_vf(0, mac=ADMIN_MAC)
     nic = host.assign(port.vf(0), vm)
     nic.up()
     host.clock.advance(S)
-    log = [e for e in port.pf.mailbox_log(0) if e.opcode != "IXGBE_PF_CONTROL_MSG"]
-    expected = [
-        # probe: reset_hw, negotiate (newest first: 1.4 is accepted at once), set_num_queues
-        (M.VF_TO_PF, "IXGBE_VF_RESET", (0x01,)),
-        (M.PF_TO_VF, "IXGBE_VF_RESET", (0x80000001, 0x00000002, 0x1000, 0)),
-        (M.VF_TO_PF, "IXGBE_VF_API_NEGOTIATE", (0x08, 5, 0)),
-        (M.PF_TO_VF, "IXGBE_VF_API_NEGOTIATE", (0xA0000008, 5, 0)),
-        (M.VF_TO_PF, "IXGBE_VF_GET_QUEUES", (0x09, 0, 0, 0, 0)),
-        (M.PF_TO_VF, "IXGBE_VF_GET_QUEUES", (0xA0000009, 4, 4, 0, 0)),
-        # open: ixgbevf_configure
-        (M.VF_TO_PF, "IXGBE_VF_GET_QUEUES", (0x09, 0, 0, 0, 0)),
-        (M.PF_TO_VF, "IXGBE_VF_GET_QUEUES", (0xA0000009, 4, 4, 0, 0)),
-        (M.VF_TO_PF, "IXGBE_VF_UPDATE_XCAST_MODE", (0x0C, XcastMode.MULTI)),
-        (M.PF_TO_VF, "IXGBE_VF_UPDATE_XCAST_MODE", (0xA000000C, XcastMode.MULTI)),
-        (M.VF_TO_PF, "IXGBE_VF_SET_MULTICAST", (0x03,)),
-        (M.PF_TO_VF, "IXGBE_VF_SET_MULTICAST", (0xA0000003,)),
-        (M.VF_TO_PF, "IXGBE_VF_SET_MACVLAN", (0x06, 0, 0)),
-        (M.PF_TO_VF, "IXGBE_VF_SET_MACVLAN", (0xA0000006, 0, 0)),
-        (M.VF_TO_PF, "IXGBE_VF_SET_LPE", (0x05, 1518)),
-        (M.PF_TO_VF, "IXGBE_VF_SET_LPE", (0xA0000005, 1518)),
-        # ixgbevf_up_complete
-        (M.VF_TO_PF, "IXGBE_VF_SET_MAC_ADDR", (0x02, 0x00000002, 0x1000)),
-        (M.PF_TO_VF, "IXGBE_VF_SET_MAC_ADDR", (0xA0000002, 0x00000002, 0x1000)),
-        (M.VF_TO_PF, "IXGBE_VF_GET_LINK_STATE", (0x10, 0)),
-        (M.PF_TO_VF, "IXGBE_VF_GET_LINK_STATE", (0xA0000010, 1)),
-    ]
-    assert [(e.direction, e.opcode, e.words) for e in log] == expected
-    assert nic.mac == ADMIN_MAC and nic.link_up and nic.mtu == 1500 and nic.api == MboxApi.API_14
+    golden = [ln for ln in GOLDEN_OPEN.read_text().splitlines() if ln and not ln.startswith("#")]
+    assert transcript_lines(port.pf.mailbox_log(0)) == golden
+    assert nic.mac == ADMIN_MAC and nic.link_up and nic.mtu == 1500 and nic.api == MboxApi.API_17
+    assert nic.pf_features == M.IXGBEVF_PF_SUP_IPSEC and nic.vlans == [0]
     assert nic.queues.rx_queues == 4 and nic.xcast_mode == XcastMode.MULTI
 
 
@@ -123,12 +115,63 @@ def test_negotiation_goes_from_newest_to_oldest(host: Host, port: Port, vm: Vm) 
         for e in port.pf.mailbox_log(1)
         if e.opcode == "IXGBE_VF_API_NEGOTIATE" and e.direction == M.PF_TO_VF
     ]
-    assert asked == [(5, "NACK"), (4, "NACK"), (3, "NACK"), (2, "ACK")]
-    assert nic.api == MboxApi.API_11
+    assert asked == [(8, "NACK"), (7, "NACK"), (6, "NACK"), (5, "NACK"), (4, "NACK"), (3, "NACK"), (2, "ACK")]
+    assert nic.api == MboxApi.API_11 and nic.pf_features == 0
     nic.up()
     opcodes = port.pf.mailbox_log(1).opcodes(M.VF_TO_PF)
-    assert "IXGBE_VF_UPDATE_XCAST_MODE" not in opcodes and "IXGBE_VF_GET_LINK_STATE" not in opcodes
+    assert "IXGBE_VF_UPDATE_XCAST_MODE" not in opcodes and "IXGBE_VF_FEATURES_NEGOTIATE" not in opcodes
     assert nic.set_rx_mode(allmulti=True) is None, "xcast needs API 1.2: not even asked"
+
+
+def test_get_link_state_is_asked_on_every_api_and_a_nack_keeps_the_link(
+    host: Host, port: Port, vm: Vm
+) -> None:
+    """Issue 14 row 10: ixgbevf sends GET_LINK_STATE whatever the API; the PF NACKs it below 1.2."""
+    port.pf.SUPPORTED_APIS = (MboxApi.API_10, MboxApi.API_11)
+    nic = host.assign(port.vf(1), vm)
+    nic.up()
+    host.clock.advance(S)
+    log = port.pf.mailbox_log(1)
+    replies = [e.verdict for e in log if e.opcode == "IXGBE_VF_GET_LINK_STATE" and e.direction == M.PF_TO_VF]
+    assert replies == ["NACK"] and nic.link_up and nic.link_state
+
+
+@pytest.mark.parametrize("api", [MboxApi.API_14, MboxApi.API_16])
+def test_each_api_is_negotiated_down_from_the_newest(host: Host, port: Port, vm: Vm, api: MboxApi) -> None:
+    """Issue 14 item 4: a PF that stops at 1.4 or 1.6 gets exactly that; no FEATURES_NEGOTIATE then."""
+    port.pf.SUPPORTED_APIS = tuple(a for a in port.pf.SUPPORTED_APIS if a <= api)
+    nic = host.assign(port.vf(2), vm)
+    nic.up()
+    assert nic.api == api
+    assert "IXGBE_VF_FEATURES_NEGOTIATE" not in port.pf.mailbox_log(2).opcodes()
+    assert nic.pf_features == (M.IXGBEVF_PF_SUP_IPSEC if api == MboxApi.API_14 else 0)
+    assert port.pf.vf_config(2)["api"] == api.version
+
+
+def test_vid_0_is_renewed_at_each_reinit_and_nacked_under_a_port_vlan(host: Host, port: Port, vm: Vm) -> None:
+    """Issue 14 rows 10 and 11: the 8021q core adds VID 0 on open; restore_vlan re-sends every VID
+    of active_vlans at each reinit, keeps one the PF now NACKs (a port VLAN set since) and says so."""
+    nic = host.assign(port.vf(3), vm)
+    nic.up()
+    nic.add_vlan(10)
+    assert sorted(nic.vlans) == [0, 10] and vlan_pools(port, 10) == 1 << 3
+    port.pf.set_vf(3, vlan=20)  # not pinged: the VF learns at its next reset
+    port.pf.set_vf(3, trust=True)  # ... which this causes
+    host.clock.advance(12 * S)
+    assert nic.link_up and sorted(nic.vlans) == [0, 10], "NACKed VLANs stay in active_vlans"
+    assert "VF could not set VLAN 0" in " ".join(nic.messages)
+    assert "VF could not set VLAN 10" in " ".join(nic.messages)
+    replies = [
+        e for e in port.pf.mailbox_log(3) if e.opcode == "IXGBE_VF_SET_VLAN" and e.direction == M.PF_TO_VF
+    ]
+    nacked = [M.decode_vlan(e.message)[0] for e in replies if e.verdict == "NACK"]
+    assert nacked == [0, 10]
+    log = port.pf.mailbox_log(3).opcodes(M.VF_TO_PF)
+    assert log[-2:] == ["IXGBE_VF_SET_MAC_ADDR", "IXGBE_VF_GET_LINK_STATE"], "the rest of the reinit ran"
+    port.pf.set_vf(3, vlan=0)
+    port.pf.set_vf(3, trust=False)
+    host.clock.advance(12 * S)
+    assert nic.link_up and vlan_pools(port, 10) == 1 << 3, "re-sent and accepted once allowed again"
 
 
 def test_random_mac_when_the_admin_set_none_and_it_is_seeded(port: Port) -> None:
@@ -192,7 +235,7 @@ def test_vlans_add_remove(host: Host, port: Port, vm: Vm) -> None:
     nic.add_vlan(20)
     assert vlan_pools(port, 10) == 1 << 3 and vlan_pools(port, 20) == 1 << 3
     nic.remove_vlan(10)
-    assert not vlan_pools(port, 10) and nic.vlans == [20]
+    assert not vlan_pools(port, 10) and nic.vlans == [0, 20], "VID 0: the 8021q core's, since open"
     with pytest.raises(ConfigError, match="not configured"):
         nic.remove_vlan(10)
     with pytest.raises(ConfigError, match=r"0\.\.4095"):
@@ -253,7 +296,10 @@ def test_multicast_list_hashes_and_link_local_skip(host: Host, port: Port, vm: V
     with pytest.raises(ConfigError, match="not a multicast"):
         nic.set_multicast(["02:00:00:00:00:01"])
     nic.set_multicast([])
-    assert not reg(port, R.VMOLR(5)) & R.VMOLR_ROMPE
+    assert reg(port, R.VMOLR(5)) & R.VMOLR_ROMPE, "upstream sets ROMPE even for an empty list"
+    assert mta_has(port, groups[0]), "old hashes stay until the PF rebuilds the MTA"
+    port.pf.set_multicast([])  # the PF's set_rx_mode: restore_vf_multicasts
+    assert not reg(port, R.VMOLR(5)) & R.VMOLR_ROMPE and not mta_has(port, groups[0])
 
 
 def test_mtu_jumbo_rule(host: Host, port: Port, vm: Vm) -> None:

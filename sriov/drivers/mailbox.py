@@ -4,7 +4,7 @@ Three parts, each usable on its own:
 
 * **Codec** (spec §2): opcodes and word-0 flags named as the ixgbe headers name them,
   the API version enum (its *ordinal* is what API_NEGOTIATE carries: 1.1 is sent as 2),
-  and typed encoders / decoders for every message of API 1.0-1.4 plus
+  and typed encoders / decoders for every message of API 1.0-1.7 plus
   ``IXGBE_PF_CONTROL_MSG``. Byte orders follow the drivers' ``(u8 *)&msg[1]`` and
   ``(u16 *)&msg[1]`` casts on a little-endian host: MAC byte 0 is the low byte of word 1,
   multicast hash 0 is the low half of word 1.
@@ -57,6 +57,10 @@ IXGBE_VF_GET_LINK_STATE = 0x10
 IXGBE_VF_GET_PF_LINK_STATE = 0x11
 IXGBE_VF_FEATURES_NEGOTIATE = 0x12
 IXGBE_PF_CONTROL_MSG = 0x0100
+
+# FEATURES_NEGOTIATE bits (API 1.7)
+IXGBEVF_PF_SUP_IPSEC = 0x1
+IXGBEVF_PF_SUP_ESX_MBX = 0x2
 
 # Message lengths and reply word indices
 IXGBE_VF_PERMADDR_MSG_LEN = 4
@@ -530,6 +534,16 @@ def decode_link_state(msg: Message) -> bool:
     return bool(msg.padded(2)[1])
 
 
+def features_negotiate(features: int) -> Message:
+    """IXGBE_VF_FEATURES_NEGOTIATE: w1 = the VF's features (the reply's w1 = those the PF grants)."""
+    return Message(IXGBE_VF_FEATURES_NEGOTIATE, payload=(features & U32,))
+
+
+def decode_features(msg: Message) -> int:
+    """w1 of FEATURES_NEGOTIATE."""
+    return msg.padded(2)[1]
+
+
 def control_msg(cts: bool) -> Message:
     """IXGBE_PF_CONTROL_MSG, the PF's ping (``| CTS`` when the VF is clear to send)."""
     return Message(IXGBE_PF_CONTROL_MSG, cts=cts)
@@ -563,6 +577,8 @@ def describe(msg: Message, reply: bool = False) -> str:
         if op == IXGBE_VF_UPDATE_XCAST_MODE:
             mode = decode_xcast_mode(msg)
             return f"mode={XcastMode(mode).name if mode in XcastMode._value2member_map_ else mode}"
+        if op == IXGBE_VF_FEATURES_NEGOTIATE:
+            return f"features={decode_features(msg):#x}"
         if op == IXGBE_VF_GET_LINK_STATE and reply and msg.acked:
             return f"link_enable={int(decode_link_state(msg))}"
     except ConfigError:  # garbage that does not decode: show the words only
@@ -590,10 +606,11 @@ class MailboxStats:
 class VfMailbox:
     """The VF's side of the legacy mailbox, through VF BAR0 reads and writes only.
 
-    ``shadow`` is ``hw->mbx.v2p_mailbox``: PFSTS, PFACK and RSTD are read-to-clear in
+    ``shadow`` is ``hw->mbx.vf_mailbox``: PFSTS, PFACK and RSTD are read-to-clear in
     hardware, so every read ORs them into the shadow and each check consumes only the bit
-    it tested. ``timeout`` = 0 after a poll timed out: every posted operation then fails at
-    once until the next reset (the old ixgbevf behaviour).
+    it tested. ``timeout`` (retries, ``udelay_ns`` apart) is 0 only between a reset's start
+    and the PF's answer; as ixgbevf since 5.17, a timed-out poll fails that one operation
+    and leaves ``timeout`` alone, and taking the lock (VFU) is retried as long.
     """
 
     def __init__(self, fn: PciFunction, clock: SimClock) -> None:
@@ -639,10 +656,20 @@ class VfMailbox:
         return hit
 
     def _obtain_lock(self) -> None:
-        self.fn.write32(R.VFMAILBOX, R.VFMAILBOX_VFU)
-        if not self.read_v2p() & R.VFMAILBOX_VFU:
-            self.stats.lock_failures += 1
-            raise MailboxError(f"{self.fn.name}: mailbox lock (VFU) not granted: the PF holds it")
+        """``ixgbevf_obtain_mbx_lock_vf``: set VFU and check it stuck, ``timeout`` tries apart."""
+        if not self.timeout:
+            raise MailboxError(f"{self.fn.name}: mailbox not initialised (the VF has not reset yet)")
+        for attempt in range(self.timeout):
+            if attempt:
+                self.clock.advance(self.udelay_ns)
+            self.fn.write32(R.VFMAILBOX, self.read_v2p() | R.VFMAILBOX_VFU)
+            if self.read_v2p() & R.VFMAILBOX_VFU:
+                return
+        self.stats.lock_failures += 1
+        raise MailboxError(
+            f"{self.fn.name}: mailbox lock (VFU) not granted within "
+            f"{self.timeout_ns() / 1e9:g} s of simulated time: the PF holds it"
+        )
 
     def write(self, words: Sequence[int]) -> None:
         """Legacy write: lock, flush shadowed PFSTS/PFACK, copy to VFMBMEM, REQ (drops VFU)."""
@@ -666,12 +693,11 @@ class VfMailbox:
 
     def _poll(self, check: Callable[[], bool], what: str) -> None:
         if not self.timeout:
-            raise MailboxError(f"{self.fn.name}: mailbox timed out earlier; a reset is needed first")
+            raise MailboxError(f"{self.fn.name}: mailbox not initialised (the VF has not reset yet)")
         countdown = self.timeout
         while not check():
             countdown -= 1
             if not countdown:
-                self.timeout = 0
                 self.stats.timeouts += 1
                 raise MailboxError(
                     f"{self.fn.name}: no {what} from the PF within "
@@ -685,8 +711,6 @@ class VfMailbox:
 
     def write_posted(self, words: Sequence[int]) -> None:
         """Write, then wait (simulated) for the PF's ACK."""
-        if not self.timeout:
-            raise MailboxError(f"{self.fn.name}: mailbox timed out earlier; a reset is needed first")
         self.write(words)
         self._poll(self.check_for_ack, "ACK")
 

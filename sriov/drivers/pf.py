@@ -41,6 +41,11 @@ LOG_LIMIT = 4096  # transcript entries kept per VF
 LINK_STATES = ("auto", "enable", "disable")
 OTHER_VECTOR = 1  # MSI-X vector of the "other" causes: queue vector 0, then this one (as ixgbe)
 MC_FILTER_TYPE = 0  # MCSTCTRL.MO the Linux PF uses
+IXGBE_SUPPORTED_FEATURES = M.IXGBEVF_PF_SUP_IPSEC  # what FEATURES_NEGOTIATE grants (no ESX mailbox)
+IXGBE_IPSEC_MAX_SA_COUNT = 1024  # Rx SAs 0..1023, Tx SAs 1024..2047 (IXGBE_IPSEC_BASE_TX_INDEX)
+# The API versions each handler's switch lists ("1.1 and later": 1.5 is never negotiated).
+APIS_11_UP = (MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14, MboxApi.API_16, MboxApi.API_17)
+APIS_12_UP = APIS_11_UP[1:]
 
 # Per-VF counters the PF keeps (a misbehaving VF is visible here, and only here).
 VF_COUNTERS = (
@@ -58,6 +63,7 @@ VF_COUNTERS = (
     "cts_nacks",  # FAILURE-only messages sent to a VF that read while not clear to send
     "pings",  # IXGBE_PF_CONTROL_MSG sent
     "capped_msgs",  # refused by the untrusted-VF rules: VLAN/MACVLAN caps, another pool's MAC
+    "evicted_macs",  # unicast filters of this VF removed because the administrator gave the MAC away
 )
 
 
@@ -90,7 +96,7 @@ class _MacEntry:
 class PfDriver:
     """The ixgbe PF driver bound to one port's physical function."""
 
-    SUPPORTED_APIS = (MboxApi.API_10, MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14)
+    SUPPORTED_APIS = (MboxApi.API_10, *APIS_11_UP)  # ixgbe_negotiate_vf_api: 1.5 and 2.0 refused
     #: Model decision (README, "Decisions of our own"): upstream ixgbe lets any VF fill the
     #: shared VLVF table (63 VLANs) and the shared MACVLAN list, after which no other VF can add
     #: one. Like ice (ICE_MAX_VLAN_PER_VF = 8) and i40e, an untrusted VF here holds at most this
@@ -98,6 +104,11 @@ class PfDriver:
     #: restores upstream ixgbe's behaviour.
     UNTRUSTED_VF_MAX_VLANS: int | None = 8
     UNTRUSTED_VF_MAX_MACVLANS: int | None = 16
+    #: Model decision: the shared tables are also kept from colluding VFs. Beyond its share
+    #: (the cap, or less when the VFs' caps do not all fit), an untrusted VF takes a new VLVF
+    #: entry or MACVLAN slot only if what stays free still covers every other VF's unused share
+    #: and, for VLVF, this many entries for the administrator's port VLANs and the PF's VLANs.
+    ADMIN_RESERVED_VLVF = 8
 
     def __init__(
         self,
@@ -119,11 +130,13 @@ class PfDriver:
         self.promisc = False
         self.allmulti = False
         self.mc_list: list[bytes] = []
-        self.rss_queues = rss_queues  # RSS limit (ixgbe: min(online CPUs, 16)); picks the pool mode
+        self.rss_queues = rss_queues  # RSS limit (ixgbe: min(online CPUs, 16)); the PF pool's RSS width
         self.vfinfo: list[VfInfo] = []
         self.mac_table: list[_MacEntry | None] = [None] * R.NUM_RAR
-        self.vf_macvlans: list[int | None] = []  # the shared VF MACVLAN slots: owner VF or None
+        # The shared VF MACVLAN list (adapter->vf_mvs): per slot (owner VF, MAC), or None when free.
+        self.vf_macvlans: list[tuple[int, bytes] | None] = []
         self.active_vlans: set[int] = {0}  # the PF's own VLANs (the stack adds VID 0 on open)
+        self.vlan_promisc = False  # IXGBE_FLAG2_VLAN_PROMISC: the PF joined every VLAN (promiscuous)
         self.loaded = False
         self.is_up = False
         self._assigned: set[int] = set()
@@ -201,6 +214,7 @@ class PfDriver:
     def _hw_reset(self) -> None:
         """CTRL.RST: every register to its default; VFs see RSTI until PFRSTD."""
         self._w(R.CTRL, R.CTRL_RST)
+        self.vlan_promisc = False  # the VLAN tables it had filled are gone
         # ixgbe_flush_sw_mac_table + ixgbe_mac_set_default_filter: only RAR0 survives a reset.
         self.mac_table = [None] * R.NUM_RAR
         self.mac_table[0] = _MacEntry(self.mac, self.pf_pool)
@@ -285,10 +299,7 @@ class PfDriver:
         self._w(R.IVAR_MISC, (OTHER_VECTOR | R.IVAR_ALLOC_VAL_PF) << 8)
         self._w(R.HLREG0, R.HLREG0_RXCRCSTRP | R.HLREG0_JUMBOEN)
         self._write_maxfrs(self._pf_max_frame() + R.ETH_FCS_LEN)
-        vlnctrl = R.ETH_P_8021Q
-        if sriov or not self.promisc:
-            vlnctrl |= R.VLNCTRL_VFE
-        self._w(R.VLNCTRL, vlnctrl)
+        self._w(R.VLNCTRL, R.ETH_P_8021Q | R.VLNCTRL_VFE)  # set_rx_mode turns VLAN promiscuity on
         if sriov:
             self._configure_virtualization()
         self._sync_mac_table()
@@ -297,11 +308,12 @@ class PfDriver:
         self._set_rx_mode()
 
     def _pool_mode(self) -> int:
-        """Queues per pool as ``ixgbe_set_sriov_queues`` picks them (64x2 or 32x4)."""
+        """Queues per pool as ``ixgbe_set_sriov_queues`` picks them: 64x2 only when more than 32
+        pools are needed, else 32x4 (whatever the RSS limit: it narrows RSS, not the pools)."""
         if not self.vfinfo:
             return 0
         pools = len(self.vfinfo) + 1
-        return 2 if pools > 32 or self.rss_queues < 4 else 4
+        return 2 if pools > 32 else 4
 
     def queues_per_pool(self) -> int:
         """Queues per pool in the current mode (from GCR_EXT, as the hardware decodes it)."""
@@ -626,8 +638,12 @@ class PfDriver:
     def _h_set_multicast(self, vf: int, msg: Message, buf: list[int]) -> bool:
         info = self.vfinfo[vf]
         info.mc_hashes = M.decode_multicast(msg)
+        # Each hash is ORed in; bits the VF dropped stay until the PF's next set_rx_mode
+        # rebuilds the MTA. ROMPE is set even for an empty list (restore clears it then).
+        for h in info.mc_hashes:
+            reg = R.MTA((h >> 5) & 0x7F)
+            self._w(reg, self._r(reg) | 1 << (h & 0x1F))
         self._w(R.VMOLR(vf), self._r(R.VMOLR(vf)) | R.VMOLR_ROMPE)
-        self._set_rx_mode()  # rebuild the whole MTA from the PF's and every VF's hashes
         return True
 
     def _h_set_vlan(self, vf: int, msg: Message, buf: list[int]) -> bool:
@@ -640,10 +656,34 @@ class PfDriver:
         cap = self.UNTRUSTED_VF_MAX_VLANS
         if add and vid and cap is not None and not info.trusted:
             held = self._vf_vlans(vf)
-            if vid not in held and len(held) >= cap:
+            if vid not in held and (len(held) >= cap or not self._vlvf_share_allows(vf, vid, cap)):
                 info.counters["capped_msgs"] += 1
                 return False  # an untrusted VF may not take the shared VLAN table from the others
         return self._set_vf_vlan(add, vid, vf)
+
+    def _vlvf_share_allows(self, vf: int, vid: int, cap: int) -> bool:
+        """Whether untrusted ``vf`` may add ``vid`` and keep the VLVF reservation (item 7)."""
+        if any(self._r(R.VLVF(i)) == R.VLVF_VIEN | vid for i in range(1, R.NUM_VLVF)):
+            return True  # joining an entry that exists costs nothing
+        held = [0] * len(self.vfinfo)
+        free = 0
+        for i in range(1, R.NUM_VLVF):
+            if not self._r(R.VLVF(i)) & R.VLVF_VIEN:
+                free += 1
+                continue
+            pools = self._r(R.VLVFB(2 * i)) | self._r(R.VLVFB(2 * i + 1)) << 32
+            for u in range(len(self.vfinfo)):
+                held[u] += pools >> u & 1
+        share = self._share(R.NUM_VLVF - 1 - self.ADMIN_RESERVED_VLVF, cap)
+        if held[vf] < share:
+            return True  # within its own share, which the others leave free for it
+        owed = sum(max(0, share - h) for u, h in enumerate(held) if u != vf)
+        return free - 1 >= self.ADMIN_RESERVED_VLVF + owed
+
+    def _share(self, size: int, cap: int) -> int:
+        """What each VF of a shared table of ``size`` entries is sure to get: its cap, or an equal
+        part when the caps of all VFs do not fit."""
+        return max(0, min(cap, size // max(1, len(self.vfinfo))))
 
     def _vf_vlans(self, vf: int) -> set[int]:
         """The non-zero VLAN IDs whose VLVF entry has ``vf``'s pool bit."""
@@ -671,14 +711,30 @@ class PfDriver:
                 info.counters["capped_msgs"] += 1
                 return False  # model decision: no untrusted VF receives another function's unicast
             cap = self.UNTRUSTED_VF_MAX_MACVLANS
-            if cap is not None and not info.trusted and index > 1:
-                held = sum(1 for owner in self.vf_macvlans if owner is not None and owner >> 8 == vf)
-                if held >= cap:
-                    info.counters["capped_msgs"] += 1
-                    return False  # the shared MACVLAN list is not one untrusted VF's to fill
-            if info.spoofchk:  # a VF allowed extra MACs would trip its own anti-spoofing
+            if cap is not None and not info.trusted and index > 1 and not self._macvlan_share_allows(vf, cap):
+                info.counters["capped_msgs"] += 1
+                return False  # the shared MACVLAN list is not one untrusted VF's (or a few's) to fill
+            if info.spoofchk and info.trusted:
+                # Upstream turns MAC and VLAN anti-spoofing off for any VF that adds a MACVLAN.
+                # Model decision: not for an untrusted VF. The 82599 checks the source MAC
+                # against every address of the pool, MACVLANs included, so they still pass.
                 self._write_spoofchk(vf, False)
         return self._set_vf_macvlan(vf, index, mac)
+
+    def _macvlan_share_allows(self, vf: int, cap: int) -> bool:
+        """Whether untrusted ``vf`` may take one more MACVLAN slot: within its cap, and beyond
+        its share only if the free slots still cover every other VF's unused share (item 7)."""
+        held = [0] * len(self.vfinfo)
+        for entry in self.vf_macvlans:
+            if entry is not None:
+                held[entry[0]] += 1
+        if held[vf] >= cap:
+            return False
+        share = self._share(len(self.vf_macvlans), cap)
+        if held[vf] < share:
+            return True
+        owed = sum(max(0, share - h) for u, h in enumerate(held) if u != vf)
+        return self.vf_macvlans.count(None) - 1 >= owed
 
     def _h_api_negotiate(self, vf: int, msg: Message, buf: list[int]) -> bool:
         api = M.decode_api(msg)
@@ -689,7 +745,7 @@ class PfDriver:
 
     def _h_get_queues(self, vf: int, msg: Message, buf: list[int]) -> bool:
         info = self.vfinfo[vf]
-        if info.api not in (MboxApi.API_20, MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14):
+        if info.api != MboxApi.API_20 and info.api not in APIS_11_UP:
             return False
         qpp = self.device.queues_per_pool()
         buf[M.IXGBE_VF_TX_QUEUES] = qpp
@@ -700,7 +756,7 @@ class PfDriver:
 
     def _h_get_reta(self, vf: int, msg: Message, buf: list[int]) -> bool:
         info = self.vfinfo[vf]
-        if not info.rss_query or info.api not in (MboxApi.API_12, MboxApi.API_13, MboxApi.API_14):
+        if not info.rss_query or info.api not in APIS_12_UP:
             return False
         qpp = self.device.queues_per_pool()
         reta = [i % qpp for i in range(M.RETA_ENTRIES)]  # ixgbe's default indirection table
@@ -709,7 +765,7 @@ class PfDriver:
 
     def _h_get_rss_key(self, vf: int, msg: Message, buf: list[int]) -> bool:
         info = self.vfinfo[vf]
-        if not info.rss_query or info.api not in (MboxApi.API_12, MboxApi.API_13, MboxApi.API_14):
+        if not info.rss_query or info.api not in APIS_12_UP:
             return False
         buf[1 : 1 + M.IXGBE_RSS_KEY_SIZE // 4] = M.pack_rss_key(self.rss_key)
         return True
@@ -720,13 +776,15 @@ class PfDriver:
         if info.api == MboxApi.API_12:
             if mode == XcastMode.PROMISC:
                 return False  # promiscuous came with 1.3
-        elif info.api not in (MboxApi.API_13, MboxApi.API_14):
+        elif info.api not in APIS_12_UP:
             return False
         if mode > XcastMode.MULTI and not info.trusted:
             mode = XcastMode.MULTI  # untrusted VFs are capped, silently
         if mode != info.xcast_mode:
             if mode == XcastMode.NONE:
-                disable, enable = R.VMOLR_BAM | R.VMOLR_ROMPE | R.VMOLR_MPE | R.VMOLR_UPE | R.VMOLR_VPE, 0
+                # Broadcast stays on (upstream since 2022: "fix bcast packets Rx on VF after promisc
+                # removal").
+                disable, enable = R.VMOLR_ROMPE | R.VMOLR_MPE | R.VMOLR_UPE | R.VMOLR_VPE, R.VMOLR_BAM
             elif mode == XcastMode.MULTI:
                 disable, enable = R.VMOLR_MPE | R.VMOLR_UPE | R.VMOLR_VPE, R.VMOLR_BAM | R.VMOLR_ROMPE
             elif mode == XcastMode.ALLMULTI:
@@ -740,14 +798,34 @@ class PfDriver:
 
     def _h_get_link_state(self, vf: int, msg: Message, buf: list[int]) -> bool:
         info = self.vfinfo[vf]
-        if info.api not in (MboxApi.API_12, MboxApi.API_13, MboxApi.API_14):
+        if info.api not in APIS_12_UP:
             return False
         buf[1] = int(info.link_enable)
         return True
 
-    def _h_ipsec(self, vf: int, msg: Message, buf: list[int]) -> bool:
-        # ixgbe_ipsec_vf_add_sa/del_sa: refused for untrusted VFs; no IPsec offload is modelled.
+    def _h_get_pf_link_state(self, vf: int, msg: Message, buf: list[int]) -> bool:
+        return False  # ixgbe_send_vf_link_status answers on E610 only: -EOPNOTSUPP on 82599
+
+    def _h_features_negotiate(self, vf: int, msg: Message, buf: list[int]) -> bool:
+        if self.vfinfo[vf].api != MboxApi.API_17:
+            return False
+        buf[1] &= IXGBE_SUPPORTED_FEATURES
+        return True
+
+    def _h_ipsec_add(self, vf: int, msg: Message, buf: list[int]) -> bool:
+        # ixgbe_ipsec_vf_add_sa: -EACCES unless trusted *and* the "vf-ipsec" private flag is on;
+        # the flag is off by default and this model has no IPsec offload to turn on.
         return False
+
+    def _h_ipsec_del(self, vf: int, msg: Message, buf: list[int]) -> bool:
+        # ixgbe_ipsec_vf_del_sa: untrusted -EPERM; an index in range whose SA is not in use is
+        # silently accepted (the PF's reset already deleted it). No SA is ever in use here.
+        if not self.vfinfo[vf].trusted:
+            return False
+        pfsa = buf[1]
+        if pfsa < IXGBE_IPSEC_MAX_SA_COUNT:
+            return True  # an Rx SA's index
+        return (pfsa - IXGBE_IPSEC_MAX_SA_COUNT) & 0xFFFF < IXGBE_IPSEC_MAX_SA_COUNT  # a Tx SA's (u16)
 
     # ==========================================================================================
     # MAC filters (adapter->mac_table -> RAR/MPSAR)
@@ -805,14 +883,11 @@ class PfDriver:
         return False
 
     def _set_vf_macvlan(self, vf: int, index: int, mac: bytes | None) -> bool:
-        if index <= 1:
-            for slot, owner in enumerate(self.vf_macvlans):
-                if owner is not None and owner >> 8 == vf:
+        if index <= 1:  # one ixgbe_del_mac_filter(entry MAC, vf) per entry of the VF's list
+            for slot, entry in enumerate(self.vf_macvlans):
+                if entry is not None and entry[0] == vf:
                     self.vf_macvlans[slot] = None
-            for i, entry in enumerate(self.mac_table):
-                if i and entry is not None and entry.pool == vf and entry.mac != self.vfinfo[vf].mac:
-                    self.mac_table[i] = None
-                    self._write_rar(i)
+                    self._del_mac_filter(entry[1], vf)
         if not index or mac is None:
             return True
         try:
@@ -821,7 +896,7 @@ class PfDriver:
             return False  # -ENOSPC
         if self._add_mac_filter(mac, vf) < 0:
             return False
-        self.vf_macvlans[slot] = vf << 8 | index
+        self.vf_macvlans[slot] = (vf, bytes(mac))
         return True
 
     # ==========================================================================================
@@ -872,9 +947,32 @@ class PfDriver:
         # If the PF itself uses the VLAN, make sure its pool keeps a VLVF entry too.
         if add and vid in self.active_vlans and not self._set_vfta(vid, self.pf_pool, True):
             return False
-        return self._set_vfta(vid, vf, add)
+        ok = self._set_vfta(vid, vf, add)
+        if (not add or not ok) and (vid in self.active_vlans or self.vlan_promisc):
+            self._update_pf_promisc_vlvf(vid)
+        return ok
+
+    def _update_pf_promisc_vlvf(self, vid: int) -> None:
+        """``ixgbe_update_pf_promisc_vlvf``: a VLVF entry only the PF's pool is left in is
+        disabled, so the VLAN's frames fall to the default pool (the PF) and the entry is free."""
+        want = R.VLVF_VIEN | vid
+        slot = next((i for i in range(R.NUM_VLVF - 1, 0, -1) if self._r(R.VLVF(i)) == want), 0)
+        if not slot:
+            return
+        pool = self.pf_pool
+        word = 2 * slot + pool // 32
+        if self._r(R.VLVFB(word)) & ~(1 << (pool % 32)) or self._r(R.VLVFB(word ^ 1)):
+            return
+        if not self.vlan_promisc:
+            self._w(R.VLVFB(word), 0)
+        self._w(R.VLVF(slot), 0)
 
     def _clear_vf_vlans(self, vf: int) -> None:
+        """``ixgbe_clear_vf_vlans``: the VF leaves every VLVF entry. An entry other pools still
+        use just loses the VF's bit; one only the PF is left in is disabled (the PF's VLAN frames
+        then fall to its default pool; VFTA kept); an empty one goes, VFTA bit first."""
+        pool = self.pf_pool
+        pf_word, pf_bit = pool // 32, 1 << (pool % 32)
         mask = 1 << (vf % 32)
         for i in range(R.NUM_VLVF - 1, -1, -1):
             word = i * 2 + vf // 32
@@ -882,17 +980,22 @@ class PfDriver:
             if not vlvfb & mask:
                 continue
             vlvfb ^= mask
-            if vlvfb or self._r(R.VLVFB(word ^ 1)):
+            bits = [0, 0]
+            bits[word % 2], bits[(word % 2) ^ 1] = vlvfb, self._r(R.VLVFB(word ^ 1))
+            if bits[pf_word ^ 1] or bits[pf_word] & ~pf_bit:
                 self._w(R.VLVFB(word), vlvfb)  # other pools remain: just remove ourselves
                 continue
-            vlvf = self._r(R.VLVF(i))
-            if vlvf:
+            if not bits[0] and not bits[1]:
+                vlvf = self._r(R.VLVF(i))
+                if not vlvf:
+                    self._w(R.VLVFB(word), vlvfb)
+                    continue
                 vid = vlvf & R.VLVF_VLANID_MASK
                 vfta = self._r(R.VFTA(vid // 32))
                 if vfta & (1 << (vid % 32)):
                     self._w(R.VFTA(vid // 32), vfta ^ (1 << (vid % 32)))
             self._w(R.VLVF(i), 0)
-            self._w(R.VLVFB(word), 0)
+            self._w(R.VLVFB(word), vlvfb if self.vlan_promisc else 0)
 
     def _vlan_slot_available(self, vid: int, releasing: int) -> bool:
         """Whether adding ``vid`` can find a VLVF slot (counting the slot ``releasing`` frees)."""
@@ -924,7 +1027,7 @@ class PfDriver:
     def _set_rx_mode(self) -> None:
         """``ixgbe_set_rx_mode``: FCTRL, the PF pool's VMOLR, and the MTA rebuilt from scratch."""
         fctrl = R.FCTRL_BAM | R.FCTRL_DPF | R.FCTRL_PMCF
-        if self.promisc:
+        if self.promisc:  # IFF_PROMISC also drops NETIF_F_HW_VLAN_CTAG_FILTER: VLAN promiscuous
             fctrl |= R.FCTRL_UPE | R.FCTRL_MPE
         elif self.allmulti:
             fctrl |= R.FCTRL_MPE
@@ -954,20 +1057,68 @@ class PfDriver:
         for i, word in enumerate(shadow):
             self._w(R.MTA(i), word)
         self._w(R.MCSTCTRL, (R.MCSTCTRL_MFE | MC_FILTER_TYPE) if in_use else MC_FILTER_TYPE)
+        if self.promisc:
+            self._vlan_promisc_enable()
+        else:
+            self._vlan_promisc_disable()
+
+    def _vlan_promisc_enable(self) -> None:
+        """``ixgbe_vlan_promisc_enable``: without VFs VLAN filtering goes off; with them it stays
+        on (pools are chosen by VLAN) and the PF joins every VLAN instead: VFTA all ones and
+        the PF's pool bit in every VLVF entry but VID 0's."""
+        vlnctrl = self._r(R.VLNCTRL)
+        if not self.vfinfo:
+            self._w(R.VLNCTRL, vlnctrl & ~R.VLNCTRL_VFE)
+            return
+        self._w(R.VLNCTRL, vlnctrl | R.VLNCTRL_VFE)
+        if self.vlan_promisc:
+            return
+        self.vlan_promisc = True
+        pool = self.pf_pool
+        for i in range(R.NUM_VLVF - 1, 0, -1):
+            reg = R.VLVFB(2 * i + pool // 32)
+            self._w(reg, self._r(reg) | 1 << (pool % 32))
+        for i in range(R.NUM_VFTA):
+            self._w(R.VFTA(i), M.U32)
+
+    def _vlan_promisc_disable(self) -> None:
+        """``ixgbe_vlan_promisc_disable`` + ``ixgbe_scrub_vfta``: filtering on, the PF leaves the
+        VLANs it does not use, and the VFTA is rebuilt from the VLVF entries and its own VLANs."""
+        self._w(R.VLNCTRL, self._r(R.VLNCTRL) | R.VLNCTRL_VFE)
+        if not self.vfinfo or not self.vlan_promisc:
+            return
+        self.vlan_promisc = False
+        pool = self.pf_pool
+        vfta = [0] * R.NUM_VFTA
+        for i in range(R.NUM_VLVF - 1, 0, -1):
+            vlvf = self._r(R.VLVF(i))
+            vid = vlvf & R.VLAN_VID_MASK
+            if vlvf:
+                vfta[vid // 32] |= 1 << (vid % 32)
+                if vid in self.active_vlans:
+                    continue
+            reg = R.VLVFB(2 * i + pool // 32)
+            self._w(reg, self._r(reg) & ~(1 << (pool % 32)))
+        for vid in self.active_vlans:
+            vfta[vid // 32] |= 1 << (vid % 32)
+        for i, word in enumerate(vfta):
+            self._w(R.VFTA(i), word)
 
     # ==========================================================================================
     # SET_LPE and the 82599 jumbo rule
     def _set_vf_lpe(self, vf: int, max_frame: int) -> bool:
+        if not ETH_MIN_MTU <= max_frame <= R.MAX_JUMBO_FRAME_SIZE:
+            return False  # "VF max_frame out of range", before the 82599 rule touches VFRE
         info = self.vfinfo[vf]
         pf_jumbo = self._pf_max_frame() > ETH_FRAME_LEN
-        if info.api in (MboxApi.API_11, MboxApi.API_12, MboxApi.API_13, MboxApi.API_14) and pf_jumbo:
+        if info.api in APIS_11_UP and pf_jumbo:
             err = False
         else:
             err = pf_jumbo or max_frame > ETH_FRAME_LEN + R.ETH_FCS_LEN
         reg, bit = vf // 32, 1 << (vf % 32)
         vfre = self._r(R.VFRE(reg))
         self._w(R.VFRE(reg), vfre & ~bit if err else vfre | bit)
-        if err or max_frame > R.MAX_JUMBO_FRAME_SIZE:
+        if err:
             return False
         max_frs = (self._r(R.MAXFRS) & R.MHADD_MFS_MASK) >> R.MHADD_MFS_SHIFT
         if max_frs < max_frame:
@@ -998,6 +1149,8 @@ class PfDriver:
         Every argument is checked before anything changes; an error names the argument
         and what is allowed. A MAC takes effect in the VF at its next reset ("Reload the
         VF driver"); trust and state changes make the VF reset (ping without CTS).
+        ``state="enable"`` is accepted and ignored, as ixgbe does ("link state 1 - not
+        supported"): only ``auto`` and ``disable`` change the VF's link.
         """
         self._check_vf(vf)
         info = self.vfinfo[vf]
@@ -1032,6 +1185,7 @@ class PfDriver:
         # -- everything is valid: apply, in the order ip link does ----------------------------
         if new_mac is not None:
             if any(new_mac):
+                self._evict_mac(new_mac, vf)
                 if self._set_vf_mac(vf, new_mac):
                     info.pf_set_mac = True
             elif any(info.mac):
@@ -1050,10 +1204,50 @@ class PfDriver:
             info.rss_query = query_rss
         if trust is not None and trust != info.trusted:
             info.trusted = trust
+            if not trust:
+                self._revoke_trust(vf)
             info.clear_to_send = False  # reset the VF to reconfigure features
             self.ping_vf(vf)
-        if state is not None:
+        if state is not None and state != "enable":  # "enable": "not supported", nothing changes
             self._set_vf_link_state(vf, state)
+
+    def _evict_mac(self, mac: bytes, owner: int) -> None:
+        """Model decision (issue 17 item 5): the administrator's MAC wins. Every other VF's
+        filter for ``mac`` that the administrator did not set (a MAC or MACVLAN the VF asked
+        for) is removed and counted, and that VF loses clear-to-send: its next request is
+        NACKed and it resets, without the address."""
+        for vf, info in enumerate(self.vfinfo):
+            if vf == owner:
+                continue
+            evicted = 0
+            if info.mac == mac and not info.pf_set_mac:
+                self._del_mac_filter(mac, vf)
+                info.mac = bytes(6)
+                evicted += 1
+            for slot, entry in enumerate(self.vf_macvlans):
+                if entry == (vf, mac):
+                    self.vf_macvlans[slot] = None
+                    self._del_mac_filter(mac, vf)
+                    evicted += 1
+            if evicted:
+                info.counters["evicted_macs"] += evicted
+                info.clear_to_send = False
+                self.ping_vf(vf)
+
+    def _revoke_trust(self, vf: int) -> None:
+        """Model decision (issue 17 item 6): what trust allowed is taken back by the PF itself,
+        not left to the VF's reset (a hostile VF ignores the ping): its MACVLANs and VLAN
+        filters go (as the reset would remove them), its xcast mode is capped at MULTI, and
+        anti-spoofing is back as the administrator set it."""
+        info = self.vfinfo[vf]
+        self._set_vf_macvlan(vf, 0, None)
+        self._clear_vf_vlans(vf)
+        self._set_vf_vlan(True, info.pf_vlan, vf)
+        if info.xcast_mode > XcastMode.MULTI:
+            vmolr = self._r(R.VMOLR(vf)) & ~(R.VMOLR_MPE | R.VMOLR_UPE | R.VMOLR_VPE)
+            self._w(R.VMOLR(vf), vmolr | R.VMOLR_BAM | R.VMOLR_ROMPE)
+            info.xcast_mode = XcastMode.MULTI
+        self._write_spoofchk(vf, info.spoofchk)
 
     def _enable_port_vlan(self, vf: int, vid: int, qos: int) -> None:
         info = self.vfinfo[vf]
@@ -1080,7 +1274,8 @@ class PfDriver:
             "mac": M.format_mac(info.mac),
             "vlan": info.pf_vlan,
             "qos": info.pf_qos,
-            "spoofchk": info.spoofchk,
+            # The hardware's state: upstream reports the setting even after a MACVLAN turned it off.
+            "spoofchk": bool(self._r(R.PFVFSPOOF(vf // 8)) >> (vf % 8) & 1),
             "trust": info.trusted,
             "state": info.link_state,
             "query_rss": info.rss_query,
@@ -1188,6 +1383,8 @@ _HANDLERS = {
     M.IXGBE_VF_GET_RSS_KEY: PfDriver._h_get_rss_key,
     M.IXGBE_VF_UPDATE_XCAST_MODE: PfDriver._h_update_xcast_mode,
     M.IXGBE_VF_GET_LINK_STATE: PfDriver._h_get_link_state,
-    M.IXGBE_VF_IPSEC_ADD: PfDriver._h_ipsec,
-    M.IXGBE_VF_IPSEC_DEL: PfDriver._h_ipsec,
+    M.IXGBE_VF_IPSEC_ADD: PfDriver._h_ipsec_add,
+    M.IXGBE_VF_IPSEC_DEL: PfDriver._h_ipsec_del,
+    M.IXGBE_VF_GET_PF_LINK_STATE: PfDriver._h_get_pf_link_state,
+    M.IXGBE_VF_FEATURES_NEGOTIATE: PfDriver._h_features_negotiate,
 }

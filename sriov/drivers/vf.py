@@ -64,9 +64,13 @@ class VfNic(kernels.impl.NicState):
 
     DEVICE_IDS = (R.DEV_ID_82599_VF,)
     NUM_VECTORS = 3  # MSI-X table size of a VF (2 queue vectors + mailbox)
-    # Negotiation order: newest first. This is the list of the ixgbevf releases that speak
-    # only the legacy mailbox (1.5+ needs the new handshake, which no Linux PF offers).
-    API_LIST = (MboxApi.API_14, MboxApi.API_13, MboxApi.API_12, MboxApi.API_11, MboxApi.API_10)
+    # ixgbevf_negotiate_api: newest first, down to the first the PF accepts (a Linux PF
+    # refuses 1.5, the ESX-mailbox version, and answers 1.7).
+    API_LIST = (
+        MboxApi.API_17, MboxApi.API_16, MboxApi.API_15, MboxApi.API_14,
+        MboxApi.API_13, MboxApi.API_12, MboxApi.API_11, MboxApi.API_10,
+    )  # fmt: skip
+    FEATURES = M.IXGBEVF_PF_SUP_IPSEC | M.IXGBEVF_PF_SUP_ESX_MBX  # IXGBEVF_SUPPORTED_FEATURES
 
     def __init__(
         self, function: VfFunction, memory: GuestMemory, clock: SimClock, seed: int = 0, name: str = "eth0"
@@ -83,6 +87,7 @@ class VfNic(kernels.impl.NicState):
         self._mac = bytes(6)
         self.mc_filter_type = 0
         self.api = MboxApi.API_10
+        self.pf_features = 0  # what FEATURES_NEGOTIATE (or the API version) says the PF offers
         self.queues = QueueInfo(1, 1, 0, 0)
         self.adapter_stopped = True
         self.is_up = False
@@ -237,7 +242,24 @@ class VfNic(kernels.impl.NicState):
                 continue
             if reply.word0 & ~M.IXGBE_VT_MSGTYPE_CTS == M.IXGBE_VF_API_NEGOTIATE | M.IXGBE_VT_MSGTYPE_SUCCESS:
                 self.api = api
-                return
+                break
+        self._set_features()
+
+    def _set_features(self) -> None:
+        """``ixgbevf_set_features``: FEATURES_NEGOTIATE on API 1.7; 1.4 implies IPsec, 1.5 the
+        ESX mailbox. A Linux PF never grants the ESX mailbox, so the legacy handshake stays."""
+        self.pf_features = 0
+        if self.api == MboxApi.API_17:
+            try:
+                reply = self.mbx.transact(M.features_negotiate(self.FEATURES))
+            except MailboxError:
+                self.counters["mbx_errors"] += 1
+            else:
+                self.pf_features = 0 if reply.nacked else M.decode_features(reply)
+        elif self.api == MboxApi.API_14:
+            self.pf_features = M.IXGBEVF_PF_SUP_IPSEC
+        elif self.api == MboxApi.API_15:
+            self.pf_features = M.IXGBEVF_PF_SUP_ESX_MBX
 
     def _get_queues(self) -> None:
         if self.api < MboxApi.API_11 or self.api == MboxApi.API_20:
@@ -285,16 +307,30 @@ class VfNic(kernels.impl.NicState):
                     )
             self._configure()
             self._up_complete()
+            if 0 not in self.vlans:  # NETDEV_UP: the 8021q core adds VID 0 to the hardware filter
+                try:
+                    self._send_vlan(0, True)
+                    self.vlans.append(0)
+                except MailboxError:
+                    self._log("VF could not set VLAN 0")
 
     def _configure(self) -> None:
         self._get_queues()
         self._configure_msix()
         self._set_rx_mode_hw()
-        for vid in self.vlans:
-            self._send_vlan(vid, True)
+        self._restore_vlans()
         self._send_lpe(self.mtu, quiet=True)
         self._setup_rx_ring()
         self._setup_tx_ring()
+
+    def _restore_vlans(self) -> None:
+        """``ixgbevf_restore_vlan``: every VLAN of ``active_vlans`` again; one the PF refuses
+        now (say a port VLAN was set since) stays in the list and is asked for at every reinit."""
+        for vid in sorted(self.vlans):
+            try:
+                self._send_vlan(vid, True)
+            except MailboxError:
+                self._log(f"VF could not set VLAN {vid}")
 
     def _configure_msix(self) -> None:
         """``ixgbevf_configure_msix``: queue 0 on vector 0, the mailbox on the vector after it."""
@@ -347,6 +383,12 @@ class VfNic(kernels.impl.NicState):
             return
         with self._busy_section():
             self._down()
+            if 0 in self.vlans:  # NETDEV_DOWN: the 8021q core takes VID 0 back out, whatever the reply
+                self.vlans.remove(0)
+                try:
+                    self._send_vlan(0, False)
+                except MailboxError:
+                    self._log("Could not remove VLAN 0")
 
     def _down(self) -> None:
         self.is_up = False
@@ -474,16 +516,17 @@ class VfNic(kernels.impl.NicState):
         return False, True
 
     def _get_link_state(self) -> None:
-        if self.api < MboxApi.API_12:
-            self.link_state = True
-            return
+        """``ixgbevf_get_link_state_vf``: asked on every API version; a NACK (a PF below 1.2
+        NACKs it) or a lost reply leaves the state as it was."""
         try:
             reply = self.mbx.transact(M.get_link_state())
         except MailboxError:
-            self.link_state = True
             return
-        self.link_state = True if reply.nacked else M.decode_link_state(reply)
-        if not self.link_state:
+        if reply.nacked:
+            return
+        was = self.link_state
+        self.link_state = M.decode_link_state(reply)
+        if was and not self.link_state:
             self._log("VF is administratively disabled")
 
     # ==========================================================================================
@@ -565,15 +608,22 @@ class VfNic(kernels.impl.NicState):
             return XcastMode.ALLMULTI
         return XcastMode.MULTI  # IFF_BROADCAST | IFF_MULTICAST
 
-    def _set_rx_mode_hw(self) -> None:
-        """``ixgbevf_set_rx_mode``: xcast mode, multicast list, unicast (MACVLAN) list."""
+    def _set_rx_mode_hw(self) -> list[bytes]:
+        """``ixgbevf_set_rx_mode``: xcast mode, multicast list, unicast (MACVLAN) list.
+
+        Returns the unicast addresses the PF refused (ixgbevf ignores them; the model's
+        `set_unicast` reports them, and they leave ``uc_addrs``)."""
         self._update_xcast(self._wanted_xcast())
         self._transact(M.set_multicast(self._mc_hashes()))
-        if self.uc_addrs:
-            for i, mac in enumerate(self.uc_addrs, start=1):
-                self._transact(M.set_macvlan(i, mac))
-        else:
+        if not self.uc_addrs:
             self._transact(M.set_macvlan(0, None))
+            return []
+        refused = [mac for i, mac in enumerate(self.uc_addrs, start=1)
+                   if self._transact(M.set_macvlan(i, mac)).nacked]  # fmt: skip
+        for mac in refused:
+            self._log(f"the PF refused unicast address {M.format_mac(mac)}")
+        self.uc_addrs = [mac for mac in self.uc_addrs if mac not in refused]
+        return refused
 
     def _update_xcast(self, mode: XcastMode) -> None:
         if self.api < MboxApi.API_12:
@@ -649,7 +699,10 @@ class VfNic(kernels.impl.NicState):
                 self._set_rx_mode_hw()
 
     def set_unicast(self, addresses: Sequence[str | bytes]) -> None:
-        """Extra unicast addresses (macvlan on top of the VF): SET_MACVLAN 1, 2, ... or 0."""
+        """Extra unicast addresses (macvlan on top of the VF): SET_MACVLAN 1, 2, ... or 0.
+
+        Raises MailboxError naming the addresses the PF refused (they are dropped from
+        ``uc_addrs``; the accepted ones are in place)."""
         macs = M.parse_mac_list(addresses, f"{self.name}: addresses")
         for mac in macs:
             if not M.is_valid_ether_addr(mac):
@@ -657,7 +710,14 @@ class VfNic(kernels.impl.NicState):
         self.uc_addrs = macs
         if self.is_up:
             with self._busy_section():
-                self._set_rx_mode_hw()
+                refused = self._set_rx_mode_hw()
+            if refused:
+                raise MailboxError(
+                    f"{self.name}: the PF refused unicast address(es) "
+                    f"{', '.join(M.format_mac(m) for m in refused)} (NACK): the administrator set this "
+                    "VF's MAC and it is not trusted, another function has the address, or the VF's "
+                    "share of the shared MACVLAN list is used up; the others are in place"
+                )
 
     def set_rx_mode(self, promisc: bool = False, allmulti: bool = False) -> XcastMode | None:
         """IFF_PROMISC / IFF_ALLMULTI -> UPDATE_XCAST_MODE; returns the mode the PF applied.
