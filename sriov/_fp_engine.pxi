@@ -432,15 +432,19 @@ cdef class SimClock:
             kernel.keep = True  # nothing but the data path ran since its last run
         else:
             kernel._check_binding()
-        with nogil:
+        if m >= 16:
+            with nogil:
+                accepted = kernel._run(data, offs, lens, ts, m, sel, dlv, rsn)
+        else:  # a few frames: less work than handing the GIL over and back
             accepted = kernel._run(data, offs, lens, ts, m, sel, dlv, rsn)
         self._kept_kernel = kernel
         self._kept_epoch = _python_epoch
         if not accepted:
             return 0
         # A cause raised on a vector that is masked only latches (its time does not matter, and
-        # nothing inside the run can unmask it): raised once. The others depend on the instant:
-        # raised frame by frame, each after whatever fell due before it (an EITR interval's end).
+        # nothing inside the run can unmask it), and so does one on a vector that owes an
+        # interrupt already, its interval ending after the run: raised once. The others depend on
+        # the instant: raised frame by frame, each after whatever fell due before it.
         router._refresh_qpp()
         for w in range(kernel.nwritten):
             q = kernel.written[w]
@@ -448,7 +452,7 @@ cdef class SimClock:
             v = router.vector_of(q)
             if v is None:
                 router.count_unrouted(q)
-            elif v.masked_now():
+            elif v.masked_now() or (v.pending and v.timer_due > ts[m - 1]):
                 router.set_cause(q)
                 v.pending = True
             else:
@@ -675,6 +679,8 @@ cdef class Vector:
 cdef uint32_t _ENG_VTEICR_W = _R.VTEICR // 4
 cdef uint32_t _ENG_EICR_W = _R.EICR // 4
 cdef uint32_t _ENG_GCR_EXT_W = _R.GCR_EXT // 4
+cdef uint32_t _ENG_VT_CTL_W = _R.VT_CTL // 4
+cdef uint32_t _ENG_VT_ENABLE = _R.VT_CTL_VT_ENABLE
 cdef uint32_t _ENG_LINKS_W = _R.LINKS // 4
 cdef uint32_t _ENG_LINKS_UP = _R.LINKS_UP
 cdef uint32_t _ENG_VT_MODE_MASK = _R.GCR_EXT_VT_MODE_MASK
@@ -736,18 +742,18 @@ cdef class IrqRouter:
         self.nvfs = len(vf_vectors)
 
     cdef bint any_hot(self) except -1:
-        """Whether a cause raised now could make some vector of the port send a message: one is
-        unmasked, owes no interrupt (else its timer is queued) and has a handler. Otherwise new
-        causes only latch until a queued event, and a run of frames may go up to that event."""
+        """Whether a frame received now could make some vector of the port send a message: a
+        vector a pool's receive queue is routed to is unmasked, owes no interrupt (else its timer
+        is queued) and has a handler. Otherwise new causes only latch until a queued event, and a
+        run of frames may go up to that event."""
         cdef Vector v
-        cdef Py_ssize_t p, k
-        for p in range(self.nvfs):
-            for k in range(_ENG_VF_VECTORS):
-                v = <Vector>(<list>self._vf_vectors[p])[k]
-                if not v.pending and (v.nic is not None or v.handler is not None) and not v.masked_now():
-                    return True
-        for v in self._pf_vectors:
-            if not v.pending and (v.nic is not None or v.handler is not None) and not v.masked_now():
+        cdef int p, pools
+        self._refresh_qpp()
+        pools = 64 if self.regs[_ENG_VT_CTL_W] & _ENG_VT_ENABLE else 1
+        for p in range(pools):
+            v = self.vector_of(p * self.qpp if pools > 1 else 0)
+            if (v is not None and not v.pending and (v.nic is not None or v.handler is not None)
+                    and not v.masked_now()):
                 return True
         return False
 

@@ -1112,6 +1112,8 @@ cdef class RxKernel:
                 pool = cls[j]
                 if pool != _FLOW_SLOW:
                     qs = qbase + pool
+                    if qs.state == _Q_UNLOADED:  # a flow known from an earlier run: its queue now
+                        self._queue(pool)
                     if qs.state == _Q_READY and qs.ring_host != NULL and qs.avail != 0:
                         flen = cflen[j]
                         plen = flen if flen >= _ETH_ZLEN else _ETH_ZLEN
