@@ -808,6 +808,7 @@ cdef class RxKernel:
         cdef uint8_t* p = NULL
         cdef uint8_t* dp
         cdef int kind
+        cdef bint have_first = False  # the first descriptor's address, already read (addr)
         if qs.state != _Q_READY:
             return QUEUE_DISABLED
         strip = tagged and qs.strip_on
@@ -840,7 +841,10 @@ cdef class RxKernel:
                 qs.avail -= 1
                 written[0] = dlen
                 return DELIVERED
+            have_first = True  # a buffer across pages: the general way, with the address read
         # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
+        # Each descriptor's address is read from guest memory once, and that value alone is
+        # translated and written through (a guest CPU may rewrite the descriptor meanwhile).
         nchunks = 0
         for d in range(need):
             daddr = qs.base + <uint64_t>idx * 16
@@ -852,7 +856,8 @@ cdef class RxKernel:
                     self._fault(qs.domain, daddr, kind)
                     return DMA_FAULT
             self.dptr[d] = p
-            addr = _ld64le(p)
+            if not (d == 0 and have_first):
+                addr = _ld64le(p)
             length = dlen - d * qs.bsize
             if length > qs.bsize:
                 length = qs.bsize
@@ -1167,7 +1172,7 @@ def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs no
     """
     cdef Py_ssize_t count = ring.shape[0]
     cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
-    cdef uint32_t status, total = 0
+    cdef uint32_t status, word3, total = 0
     if ring.shape[1] != 4 or bufs.shape[0] != count:
         raise _ConfigError("ring must be (count, 4) words with one buffer address per descriptor")
     if not 0 <= ntc < count or budget < 0:
@@ -1180,12 +1185,13 @@ def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs no
             status = ring[d, 2]
             if not status & _STAT_DD:
                 break
-            total += ring[d, 3] & 0xFFFF
+            word3 = ring[d, 3]
+            total += word3 & 0xFFFF
             scanned += 1
             if status & _STAT_EOP:
                 offsets[frames] = <int64_t>bufs[first]
                 lengths[frames] = total
-                vlans[frames] = <uint16_t>(ring[d, 3] >> 16) if status & _STAT_VP else 0
+                vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
                 if d < first:
                     wrap = frames
                 frames += 1

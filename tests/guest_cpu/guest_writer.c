@@ -1,0 +1,23 @@
+/* A guest CPU for the concurrency tests (tests/test_concurrent_guest.py): it rewrites words of
+ * guest memory in a tight loop while the device's kernels run, as a vCPU does, without the GIL
+ * (ctypes releases it for the call). Built at test time with the system C compiler. */
+#include <stddef.h>
+#include <stdint.h>
+
+/* Toggle n words (``stride`` words apart from ``base``) between ``a`` and ``b`` until *stop is
+ * set; returns the passes made. Volatile stores: every toggle reaches memory. */
+uint64_t flip_words(uint32_t *base, size_t n, size_t stride, uint32_t a, uint32_t b,
+                    volatile int *stop)
+{
+    volatile uint32_t *w = base;
+    uint64_t passes = 0;
+    size_t i;
+    while (!*stop) {
+        for (i = 0; i < n; i++)
+            w[i * stride] = a;
+        for (i = 0; i < n; i++)
+            w[i * stride] = b;
+        passes++;
+    }
+    return passes;
+}
