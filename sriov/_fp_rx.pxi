@@ -205,6 +205,7 @@ cdef extern from "_fp_simd.h" nogil:
     void sriov_plain_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
     uint32_t sriov_ld16be(const uint8_t* p)
     void sriov_store_fence()
+    uint64_t sriov_fetch_add64(uint64_t* p, uint64_t v)
     int SRIOV_HAVE_STREAM
 
 
@@ -744,13 +745,14 @@ cdef class RxKernel:
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _fault(self, int32_t domain, uint64_t addr, int kind) noexcept nogil:
-        cdef uint64_t slot = self.f_total[0] % self.f_log
+        # the fault log is the IOMMU's, shared by every port (kernels of other ports may run in
+        # other threads): atomic adds, each fault its own slot
+        cdef uint64_t slot = sriov_fetch_add64(self.f_total, 1) % self.f_log
         self.f_dom[slot] = domain
         self.f_addr[slot] = addr
         self.f_kind[slot] = <uint8_t>kind
-        self.f_total[0] += 1
         if <uint64_t>domain < self.n_fcounts:
-            self.f_counts[domain] += 1
+            sriov_fetch_add64(&self.f_counts[domain], 1)
 
     cdef QState* _queue(self, int pool) noexcept nogil:
         """The queue state of a pool's first queue, loaded from its registers once per batch."""

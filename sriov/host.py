@@ -253,18 +253,26 @@ class Host:
         return nic
 
     def unassign(self, nic: VfNic) -> None:
-        """Unbind the VF driver, unroute its vectors, unmap guest memory, return the VF to the host."""
+        """Unbind the VF driver, unroute its vectors, unmap guest memory, return the VF to the host.
+
+        Waits for the port's datapath (a receive or transmit batch running in another thread) to
+        finish first; once this returns, the device does no more DMA into the VM.
+        """
         fn = getattr(nic, "function", None)
         if fn not in self._nics or self._nics[fn][0] is not nic:
             raise ConfigError(f"{nic!r} is not assigned on this host")
-        _, vm, port = self._nics.pop(fn)
-        nic.remove()
-        for vector in range(nic.NUM_VECTORS):
-            fn.set_msix_handler(vector, None)
-        fn.irq_latency_ns = port.device.irq_latency_ns
-        fn.domain.unmap(0, vm.memory.size)
-        vm.nics.remove(nic)
-        port.pf._mark_assigned(fn.index, False)
+        _, vm, port = self._nics[fn]
+        # VFIO resets the function before it unmaps: with the port's datapath lock held, no
+        # batch is in flight while the VF goes, and none starts before the VM's pages are gone
+        with port.device.dma_lock:
+            del self._nics[fn]
+            nic.remove()
+            for vector in range(nic.NUM_VECTORS):
+                fn.set_msix_handler(vector, None)
+            fn.irq_latency_ns = port.device.irq_latency_ns
+            fn.domain.unmap(0, vm.memory.size)
+            vm.nics.remove(nic)
+            port.pf._mark_assigned(fn.index, False)
 
     def nics(self) -> list[Any]:
         """Every bound VF driver."""

@@ -11,6 +11,7 @@ or dropped for a named, counted reason), per port and per pool.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,12 +114,17 @@ class RxBurst:
 
     def __call__(self, n: int) -> int:
         """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool."""
-        if not self._device.link_up:
-            return self._wire._link_down(n, self.selected, self.delivered, self.reasons)
-        accepted = self._run(n)
-        if accepted and self._notify is not None and (self._always or self._kernel.notify):
-            self._notify(self.queue_frames)
-        return accepted
+        wire = self._wire
+        wire._enter()
+        try:
+            if not self._device.link_up:
+                return wire._link_down(n, self.selected, self.delivered, self.reasons)
+            accepted = self._run(n)
+            if accepted and self._notify is not None and (self._always or self._kernel.notify):
+                self._notify(self.queue_frames)
+            return accepted
+        finally:
+            wire._leave()
 
 
 class Wire(WireTx):
@@ -128,6 +134,10 @@ class Wire(WireTx):
         """``implementation``: a kernels module (`sriov.kernels.impl` by default, or ``golden``)."""
         self.device = device
         self.implementation = implementation if implementation is not None else kernels.impl
+        # the port's datapath lock (`Device82599.dma_lock`): every entry below holds it for a batch
+        self._lock = getattr(device, "dma_lock", None) or threading.RLock()
+        self._held = 0  # how deep the thread holding the lock is in the port's entries
+        self._to_peer: list[tuple[WireTx, Batch]] = []  # frames for the cable, handed over on leaving
         self._kernel = self.implementation.RxKernel(device)
         self._bursts: list[RxBurst] = []
         self._tx_init()  # the transmit side: TX kernel, ``sent``, the tail-write doorbell
@@ -140,15 +150,19 @@ class Wire(WireTx):
         selected = np.zeros(n, np.uint64)
         delivered = np.zeros(n, np.uint64)
         reasons = np.zeros(n, np.uint8)
-        if not self.device.link_up:
-            self._link_down(n, selected, delivered, reasons)
-            return RxResult(selected, delivered, reasons, np.zeros_like(self._kernel.queue_frames))
-        kernel = self._kernel
-        accepted = kernel.receive(
-            batch.data, batch.offsets, batch.lengths, batch.timestamps_ns, selected, delivered, reasons
-        )
-        queue_frames = kernel.queue_frames.copy()
-        self._after_burst(accepted, kernel.queue_frames)
+        self._enter()
+        try:
+            if not self.device.link_up:
+                self._link_down(n, selected, delivered, reasons)
+                return RxResult(selected, delivered, reasons, np.zeros_like(self._kernel.queue_frames))
+            kernel = self._kernel
+            accepted = kernel.receive(
+                batch.data, batch.offsets, batch.lengths, batch.timestamps_ns, selected, delivered, reasons
+            )
+            queue_frames = kernel.queue_frames.copy()
+            self._after_burst(accepted, kernel.queue_frames)
+        finally:
+            self._leave()
         return RxResult(selected, delivered, reasons, queue_frames)
 
     def _link_down(self, n: int, selected: np.ndarray, delivered: np.ndarray, reasons: np.ndarray) -> int:
@@ -176,7 +190,11 @@ class Wire(WireTx):
 
         ``data`` uint8, ``offsets`` int64, ``lengths`` uint32, ``timestamps_ns`` int64, all 1-D
         and C-contiguous; their contents may change between calls (bounds are checked per burst).
-        Each bound burst has its own kernel, so several may be used from several threads.
+        Bursts may be called from several threads, on one port or on several: each call holds
+        the port's datapath lock (`Device82599.dma_lock`, one acquire per burst), so the bursts
+        of one port run one after another, as one NIC port's DMA does, and every counter stays
+        exact. Bursts of different ports run in parallel (the GIL is released in the compiled
+        kernel). A burst's verdict arrays are its own: read them before calling it again.
         """
         n = len(offsets) if isinstance(offsets, np.ndarray) else 0
         if timestamps_ns is None:
