@@ -104,6 +104,7 @@ class RxBurst:
             self.delivered,
             self.reasons,
         ) = arrays
+        self._cap = len(self.offsets)
         self.queue_frames: np.ndarray = kernel.queue_frames
         self._device = wire.device
         self._notify = getattr(wire.device, "rx_queue_written", None)
@@ -114,6 +115,8 @@ class RxBurst:
 
     def __call__(self, n: int) -> int:
         """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool."""
+        if n.__class__ is not int or not 0 <= n <= self._cap:  # one test on the common path
+            n = self._frames(n)
         wire = self._wire
         wire._enter()
         try:
@@ -125,6 +128,14 @@ class RxBurst:
             return accepted
         finally:
             wire._leave()
+
+    def _frames(self, n: object) -> int:
+        """``n`` as a frame count of the bound arrays (numpy ints too), or ConfigError."""
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 0 <= n <= self._cap:
+            raise ConfigError(
+                f"burst({n!r}): the frame count must be an int in 0..{self._cap} (the bound arrays)"
+            )
+        return int(n)
 
 
 class Wire(WireTx):
@@ -146,6 +157,7 @@ class Wire(WireTx):
         """Run every frame of ``batch`` through the receive flow (see `RxResult`)."""
         if not isinstance(batch, Batch):
             raise ConfigError(f"receive() takes a sriov.Batch, got {type(batch).__name__}")
+        batch.check_arrays()
         n = len(batch)
         selected = np.zeros(n, np.uint64)
         delivered = np.zeros(n, np.uint64)
