@@ -21,3 +21,22 @@ uint64_t flip_words(uint32_t *base, size_t n, size_t stride, uint32_t a, uint32_
     }
     return passes;
 }
+
+/* A hostile guest for the concurrent fuzzer (fuzz/fuzz_tx.py --concurrent): until *stop is set,
+ * write a value picked from ``values`` into the word ``base[where[k]]`` for a random k (xorshift64
+ * from ``seed``): ``where`` aims the writes (descriptor command words, source MACs, tags...).
+ * Returns the writes made. */
+uint64_t mutate_words(uint32_t *base, const uint32_t *where, size_t nwhere, const uint32_t *values,
+                      size_t nvalues, uint64_t seed, volatile int *stop)
+{
+    volatile uint32_t *w = base;
+    uint64_t x = seed | 1, writes = 0;
+    while (!*stop) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        w[where[(x >> 8) % nwhere]] = values[(x >> 40) % nvalues];
+        writes++;
+    }
+    return writes;
+}
