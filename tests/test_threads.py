@@ -190,3 +190,31 @@ def test_unassign_waits_for_the_dma_in_flight() -> None:
     assert port.vf(0).domain.fault_count == 0, "DMA for the VF was still in flight after unassign"
     assert rx_conservation_errors(port.device) == []
     assert tx_conservation_errors(port.device) == []
+
+
+def test_two_cabled_ports_sending_to_each_other_from_two_threads_do_not_deadlock() -> None:
+    """Each port hands its frames to the peer after releasing its own lock (holding it while
+    taking the peer's would deadlock against the peer doing the same)."""
+    host = Host(seed=2)
+    ports = [host.add_port(f"eth{k}") for k in range(2)]
+    host.connect(*ports)
+    batch = Batch.from_frames([eth("02:00:00:00:0f:0f")] * 32)
+    rounds = 200
+
+    def traffic(port):
+        def run():
+            for _ in range(rounds):
+                port.pf.transmit(batch)
+
+        return run
+
+    threads = [threading.Thread(target=traffic(p), daemon=True) for p in ports]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "deadlock: a port waits for its peer's lock"
+    for p, peer in (ports, ports[::-1]):
+        assert tx_conservation_errors(p.device) == [] and rx_conservation_errors(p.device) == []
+        assert port_counter(p.device, "tx_wire_packets") > 0
+        assert port_counter(peer.device, "rx_frames_in") == port_counter(p.device, "tx_wire_packets")
