@@ -70,14 +70,15 @@ class Guest:
         fn = lib.mutate_words
         fn.restype = ctypes.c_uint64
         fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
-                       ctypes.c_uint64, ctypes.c_void_p]  # fmt: skip
+                       ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
         self.where = np.ascontiguousarray(where, np.uint32)
         self.values = np.ascontiguousarray(values, np.uint32)
         assert int(self.where.max()) < len(words)
+        self.go = ctypes.c_int(0)  # set around each kernel run
         self.stop = ctypes.c_int(0)
         self.writes = 0
         args = (words.ctypes.data, self.where.ctypes.data, len(self.where), self.values.ctypes.data,
-                len(self.values), seed, ctypes.addressof(self.stop))  # fmt: skip
+                len(self.values), seed, ctypes.addressof(self.go), ctypes.addressof(self.stop))  # fmt: skip
         self.thread = threading.Thread(target=self._run, args=(fn, args), daemon=True)
         self.thread.start()
 
@@ -253,13 +254,19 @@ def run(runs: int, seed: int, max_seconds: float, lib: ctypes.CDLL, report: bool
     try:
         while done < runs and time.monotonic() - start < max_seconds:
             world.post(rng)
+            for g in guests:
+                g.go.value = 1
             world.wire.process_tx(0, 0)
+            for g in guests:
+                g.go.value = 0
             s, d = world.check_run()
             sent += s
             delivered += d
             done += 1
             if done % CHECK_EVERY == 0:
                 world.check_counters()
+                if report and done % 100_000 == 0:
+                    print(f"{done} executions, {time.monotonic() - start:.0f} s", flush=True)
     finally:
         for g in guests:
             g.halt()
