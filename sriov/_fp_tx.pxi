@@ -5,7 +5,8 @@
 # GIL released for the whole run; nothing allocated per frame; every descriptor, buffer address and
 # register value is translated or bounds-checked before use. Guest memory is read once: each
 # descriptor into a snapshot, each frame byte into the kernel's own buffer, which alone is
-# checked and forwarded (a guest CPU may rewrite either while the kernel runs). Decisions: sriov/golden/tx.py (the twin).
+# checked and forwarded (a guest CPU may rewrite either while the kernel runs).
+# Decisions: sriov/golden/tx.py (the twin).
 
 cdef Py_ssize_t _W_TXQ = _R.TX_QUEUE_BASE // 4
 cdef Py_ssize_t _QW_TDBAL = _R.Q_TDBAL // 4
@@ -512,7 +513,8 @@ cdef class TxKernel:
 
     cdef inline int _frame(self, QState* txq, int pool, uint32_t n, uint64_t total) noexcept nogil:
         """One complete chain (``n`` descriptors, ``total`` data bytes, snapshots in ``daddr`` /
-        ``dcmd``): its verdict; _TXV_WAIT when it is for the wire and the wire has no room (nothing done then)."""
+        ``dcmd``): its verdict; _TXV_WAIT when it is for the wire and the wire has no room (nothing
+        done then)."""
         cdef L2Tables* t = &self.t
         cdef const uint8_t* f = NULL
         cdef const uint8_t* src = NULL
