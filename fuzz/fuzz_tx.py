@@ -8,6 +8,20 @@ draw. Both implementations run on two identical devices; the wire, guest memory,
 counters and fault log must agree and the counters must be conserved.
 
     python fuzz/fuzz_tx.py -max_total_time=60
+
+``--concurrent`` (issue 17): a hostile guest instead. Two guest CPUs (``mutate_words`` of
+``tests/guest_cpu/guest_writer.c``, built here with the system C compiler, run without the
+GIL) rewrite VF 0's TX descriptors and frame bytes while the compiled kernel runs on them; each
+execution posts a fresh random ring (chains, context descriptors, missing EOP, lengths from 0
+to 0xFFFF, addresses in and out of the domain, own and foreign source MACs and VLANs) and runs
+the transmit engine once. Nothing can be compared with the golden model (the guest's timing
+decides), so invariants are checked instead: no crash; every frame on the wire and every copy
+delivered to VF 1 carries VF 0's own source MAC and a VLAN it may use (spoof checking is on);
+lengths are sane; VF 1's memory outside its RX ring and buffers is untouched; every counter is
+conserved. A plain seeded loop (atheris is not needed):
+
+    python fuzz/fuzz_tx.py --concurrent -runs=1000000 -seed=1
+    python fuzz/fuzz_tx.py --concurrent -max_total_time=60
 """
 
 from __future__ import annotations
@@ -45,6 +59,11 @@ def TestOneInput(data: bytes) -> None:
 
 
 def main() -> None:
+    if "--concurrent" in sys.argv:
+        from _tx_concurrent import main as concurrent_main
+
+        concurrent_main([a for a in sys.argv[1:] if a != "--concurrent"])
+        return
     import atheris
 
     with atheris.instrument_imports():

@@ -217,6 +217,7 @@ cdef extern from "_fp_simd.h" nogil:
     void sriov_plain_copy_line(uint8_t* dst, const uint8_t* src, uint32_t n)
     uint32_t sriov_ld16be(const uint8_t* p)
     void sriov_store_fence()
+    uint64_t sriov_fetch_add64(uint64_t* p, uint64_t v)
     int SRIOV_HAVE_STREAM
 
 
@@ -764,13 +765,14 @@ cdef class RxKernel:
 
     # -- the kernel -------------------------------------------------------------------------------
     cdef void _fault(self, int32_t domain, uint64_t addr, int kind) noexcept nogil:
-        cdef uint64_t slot = self.f_total[0] % self.f_log
+        # the fault log is the IOMMU's, shared by every port (kernels of other ports may run in
+        # other threads): atomic adds, each fault its own slot
+        cdef uint64_t slot = sriov_fetch_add64(self.f_total, 1) % self.f_log
         self.f_dom[slot] = domain
         self.f_addr[slot] = addr
         self.f_kind[slot] = <uint8_t>kind
-        self.f_total[0] += 1
         if <uint64_t>domain < self.n_fcounts:
-            self.f_counts[domain] += 1
+            sriov_fetch_add64(&self.f_counts[domain], 1)
 
     cdef QState* _queue(self, int pool) noexcept nogil:
         """The queue state of a pool's first queue, loaded from its registers once per batch."""
@@ -833,6 +835,7 @@ cdef class RxKernel:
         cdef uint8_t* p = NULL
         cdef uint8_t* dp
         cdef int kind
+        cdef bint have_first = False  # the first descriptor's address, already read (addr)
         if qs.state != _Q_READY:
             return QUEUE_DISABLED
         strip = tagged and qs.strip_on
@@ -866,7 +869,10 @@ cdef class RxKernel:
                 qs.avail -= 1
                 written[0] = dlen
                 return DELIVERED
+            have_first = True  # a buffer across pages: the general way, with the address read
         # Phase 1: translate every descriptor and every page of buffer; the first fault stops the copy.
+        # Each descriptor's address is read from guest memory once, and that value alone is
+        # translated and written through (a guest CPU may rewrite the descriptor meanwhile).
         nchunks = 0
         for d in range(need):
             daddr = qs.base + <uint64_t>idx * 16
@@ -878,7 +884,8 @@ cdef class RxKernel:
                     self._fault(qs.domain, daddr, kind)
                     return DMA_FAULT
             self.dptr[d] = p
-            addr = _ld64le(p)
+            if not (d == 0 and have_first):
+                addr = _ld64le(p)
             length = dlen - d * qs.bsize
             if length > qs.bsize:
                 length = qs.bsize
@@ -1202,7 +1209,7 @@ def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs no
     """
     cdef Py_ssize_t count = ring.shape[0]
     cdef Py_ssize_t frames = 0, used = 0, scanned = 0, d, first = ntc, wrap = -1
-    cdef uint32_t status, total = 0
+    cdef uint32_t status, word3, total = 0
     if ring.shape[1] != 4 or bufs.shape[0] != count:
         raise _ConfigError("ring must be (count, 4) words with one buffer address per descriptor")
     if not 0 <= ntc < count or budget < 0:
@@ -1215,12 +1222,13 @@ def rx_harvest(const uint32_t[:, ::1] ring not None, const uint64_t[::1] bufs no
             status = ring[d, 2]
             if not status & _STAT_DD:
                 break
-            total += ring[d, 3] & 0xFFFF
+            word3 = ring[d, 3]
+            total += word3 & 0xFFFF
             scanned += 1
             if status & _STAT_EOP:
                 offsets[frames] = <int64_t>bufs[first]
                 lengths[frames] = total
-                vlans[frames] = <uint16_t>(ring[d, 3] >> 16) if status & _STAT_VP else 0
+                vlans[frames] = <uint16_t>(word3 >> 16) if status & _STAT_VP else 0
                 if d < first:
                     wrap = frames
                 frames += 1

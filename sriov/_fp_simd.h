@@ -16,6 +16,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#endif
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -170,6 +173,17 @@ static inline void sriov_store_fence(void)
 {
 #if SRIOV_HAVE_STREAM
     _mm_sfence();
+#endif
+}
+
+/* Add to a counter that kernels of other ports (other threads) add to as well (the IOMMU's
+ * fault log): an atomic add, returning the value before it. */
+static inline uint64_t sriov_fetch_add64(uint64_t *p, uint64_t v)
+{
+#if defined(_MSC_VER) && !defined(__clang__)
+    return (uint64_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v);
+#else
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 #endif
 }
 

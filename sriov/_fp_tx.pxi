@@ -3,7 +3,10 @@
 # (VMVIR) -> the VEB (the receive L2 switch minus the source pool) -> local pools through the receive
 # DMA path (RxKernel._copy) and/or the wire (a preallocated output batch) -> DD / head write-back, TDH.
 # GIL released for the whole run; nothing allocated per frame; every descriptor, buffer address and
-# register value is translated or bounds-checked before use. Decisions: sriov/golden/tx.py (the twin).
+# register value is translated or bounds-checked before use. Guest memory is read once: each
+# descriptor into a snapshot, each frame byte into the kernel's own buffer, which alone is
+# checked and forwarded (a guest CPU may rewrite either while the kernel runs).
+# Decisions: sriov/golden/tx.py (the twin).
 
 cdef Py_ssize_t _W_TXQ = _R.TX_QUEUE_BASE // 4
 cdef Py_ssize_t _QW_TDBAL = _R.Q_TDBAL // 4
@@ -78,6 +81,7 @@ if ((_TXDCTL_ENABLE, _DCMD_EOP, _DCMD_RS, _DCMD_DEXT, _DTYP_MASK, _DTYP_CTXT, _D
 cdef enum:
     _TX_DESC_SLOTS = 40       # = TX_MAX_DATA_DESCS (checked at import below)
     _TX_SCRATCH = 16384       # >= the largest frame (15868 bytes) + an inserted tag
+    _TX_RS_WORDS = 1024       # RS bits of a chain: one per descriptor of the largest ring (65528)
     _TXV_SENT = 0
     _TXV_DISABLED = 1
     _TXV_LENGTH = 2
@@ -199,7 +203,14 @@ cdef class TxKernel:
     cdef uint64_t vfre
     cdef bint veb
     cdef int64_t now
+    # the chain being sent, as read from guest memory once (a guest CPU may rewrite its descriptors
+    # and buffers while the device works: every check and copy uses these snapshots, never a
+    # second read): the descriptors' host pointers (for the write-back), buffer addresses and
+    # command words of its first _TX_DESC_SLOTS descriptors, and the RS bit of every descriptor
     cdef uint8_t* dptr[_TX_DESC_SLOTS]
+    cdef uint64_t daddr[_TX_DESC_SLOTS]
+    cdef uint32_t dcmd[_TX_DESC_SLOTS]
+    cdef uint64_t rs_bits[_TX_RS_WORDS]
     cdef uint64_t pc[_TP_N]         # port counters of this run, added to the device's at its end
     cdef uint64_t* poolc            # the device's pool counters (pool p's slot s at p * npc + s)
     cdef bint fc_valid              # the flow cache (see _frame): valid for this run only
@@ -395,9 +406,16 @@ cdef class TxKernel:
                         self._count(pool, _TP_RING, _TQ_RING, 1)
                         stalled = True
                         break
+                # the descriptor's one read: its address and command word, kept for _frame
                 cmd = _ld32le(dp + 8)
                 if n < _TX_DESC_SLOTS:
                     self.dptr[n] = dp
+                    self.daddr[n] = _ld64le(dp)
+                    self.dcmd[n] = cmd
+                if (n & 63) == 0:
+                    self.rs_bits[n >> 6] = 0
+                if cmd & _DCMD_RS:
+                    self.rs_bits[n >> 6] |= 1ULL << (n & 63)
                 n += 1
                 d += 1
                 if d == txq.count:
@@ -418,9 +436,10 @@ cdef class TxKernel:
             if not wb_head:
                 idx = head
                 for k in range(n):
-                    dp = self.dptr[k] if k < _TX_DESC_SLOTS else self._desc(&txq, idx)
-                    if dp != NULL and _ld32le(dp + 8) & _DCMD_RS:
-                        _st32le(dp + _TXD_STATUS, _TXD_DD)
+                    if (self.rs_bits[k >> 6] >> (k & 63)) & 1:
+                        dp = self.dptr[k] if k < _TX_DESC_SLOTS else self._desc(&txq, idx)
+                        if dp != NULL:
+                            _st32le(dp + _TXD_STATUS, _TXD_DD)
                     idx += 1
                     if idx == txq.count:
                         idx = 0
@@ -439,12 +458,12 @@ cdef class TxKernel:
         return taken
 
     cdef inline int _frame(self, QState* txq, int pool, uint32_t n, uint64_t total) noexcept nogil:
-        """One complete chain (``n`` descriptors, ``total`` data bytes, pointers in ``dptr``): its
-        verdict; _TXV_WAIT when it is for the wire and the wire has no room (nothing done then)."""
+        """One complete chain (``n`` descriptors, ``total`` data bytes, snapshots in ``daddr`` /
+        ``dcmd``): its verdict; _TXV_WAIT when it is for the wire and the wire has no room (nothing
+        done then)."""
         cdef L2Tables* t = &self.t
         cdef const uint8_t* f = NULL
         cdef const uint8_t* src = NULL
-        cdef uint8_t* dp
         cdef uint32_t k, cmd, length, span, flen, plen, tci, vmvir, spoof, pos
         cdef uint64_t addr, owners, pools
         cdef int kind, v, r
@@ -457,22 +476,26 @@ cdef class TxKernel:
         elif n > _TX_MAX_DESCS or total < _ETH_HLEN or total > _TX_MAX_BYTES:
             v = _TXV_LENGTH
         else:
-            # the frame's bytes, read through the IOMMU
-            addr = _ld64le(self.dptr[0])
+            # the frame's bytes, read through the IOMMU once into the device's own buffer (the
+            # FIFO the hardware DMAs into): checked and forwarded from there only, so a guest
+            # rewriting its buffer meanwhile changes nothing; lengths and addresses from the
+            # descriptor snapshots (their sum, ``total``, fits the scratch buffer)
+            addr = self.daddr[0]
             if n == 1 and (addr & _PAGE_MASK) + total <= _PAGE_MASK + 1:
-                kind = _xlate_read(txq, addr, <uint32_t>total, &f)
+                kind = _xlate_read(txq, addr, <uint32_t>total, &src)
                 if kind:
                     self.rx._fault(txq.domain, addr, kind)
                     v = _TXV_DMA
+                else:
+                    memcpy(self.scratch, src, <size_t>total)
             else:
                 pos = 0
                 for k in range(n):
-                    dp = self.dptr[k]
-                    cmd = _ld32le(dp + 8)
+                    cmd = self.dcmd[k]
                     if _is_context(cmd):
                         continue
                     length = cmd & _DTALEN_MASK
-                    addr = _ld64le(dp)
+                    addr = self.daddr[k]
                     while length:
                         span = <uint32_t>(_PAGE_MASK + 1 - (addr & _PAGE_MASK))
                         if span > length:
@@ -488,7 +511,7 @@ cdef class TxKernel:
                         length -= span
                     if v != _TXV_SENT:
                         break
-                f = self.scratch
+            f = self.scratch
         flen = <uint32_t>total
         flen_in = flen
         tagged = False
@@ -533,11 +556,7 @@ cdef class TxKernel:
         # the port VLAN (VMVIR VLANA = always insert)
         vmvir = self.regs[_W_VMVIR + pool] if t.vt else 0
         if (vmvir & _VLANA_MASK) == _VLANA_DEFAULT:
-            if f == self.scratch:
-                memmove(self.scratch + 16, self.scratch + 12, flen - 12)
-            else:
-                memcpy(self.scratch, f, 12)
-                memcpy(self.scratch + 16, f + 12, flen - 12)
+            memmove(self.scratch + 16, self.scratch + 12, flen - 12)
             self.scratch[12] = (_TPID_8021Q >> 8) & 0xFF
             self.scratch[13] = _TPID_8021Q & 0xFF
             self.scratch[14] = (vmvir >> 8) & 0xFF

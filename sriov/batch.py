@@ -27,11 +27,34 @@ def require_arrays(*checks: tuple[str, object, type]) -> None:
             raise ConfigError(f"{name} must be a C-contiguous 1-D numpy {np.dtype(dtype).name} array")
 
 
+def _int_timestamps(timestamps_ns: Sequence[int] | np.ndarray | None) -> np.ndarray | None:
+    """Timestamps as int64, or ConfigError: a float (1.7) would be truncated, a bool is no time."""
+    if timestamps_ns is None:
+        return None
+    bad = ConfigError(f"timestamps_ns must be ints (nanoseconds, int64), got {timestamps_ns!r}")
+    if isinstance(timestamps_ns, np.ndarray):
+        if timestamps_ns.dtype.kind not in "iu":
+            raise bad
+        values = timestamps_ns
+    else:
+        try:
+            values = list(timestamps_ns)
+        except TypeError:
+            raise bad from None
+        if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) for v in values):
+            raise bad
+    try:
+        return np.array(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise bad from None
+
+
 class Batch:
     """Frames in one buffer: ``data`` uint8, ``offsets`` int64, ``lengths`` uint32, ``timestamps_ns`` int64.
 
-    Frame ``i`` is ``data[offsets[i] : offsets[i] + lengths[i]]``. Slicing gives a view; iterating
-    yields zero-copy ``memoryview`` objects of the frames.
+    Frame ``i`` is ``data[offsets[i] : offsets[i] + lengths[i]]``. Slicing gives a view (with a
+    step: copies of the offsets, lengths and timestamps over the same bytes); iterating yields
+    zero-copy ``memoryview`` objects of the frames.
     """
 
     __slots__ = ("data", "lengths", "offsets", "timestamps_ns")
@@ -54,7 +77,10 @@ class Batch:
         if validate:
             self._validate()
 
-    def _validate(self) -> None:
+    def check_arrays(self) -> None:
+        """The cheap part of the validation (no pass over the frames), for the datapath entries: the
+        four attributes are still arrays of the right dtypes and shapes (a caller may have replaced
+        one since the batch was made). The kernels check every frame's bounds themselves."""
         require_arrays(
             ("Batch.data", self.data, np.uint8),
             ("Batch.offsets", self.offsets, np.int64),
@@ -67,6 +93,10 @@ class Batch:
                 f"Batch arrays disagree: {n} offsets, {len(self.lengths)} lengths, "
                 f"{len(self.timestamps_ns)} timestamps"
             )
+
+    def _validate(self) -> None:
+        self.check_arrays()
+        n = len(self.offsets)
         if n:
             if int(self.offsets.min()) < 0:
                 raise ConfigError("Batch.offsets must be >= 0")
@@ -92,19 +122,16 @@ class Batch:
             # bytes(7) would be seven zero bytes and bytes("ab") needs an encoding: say what is wrong
             if not isinstance(f, (bytes, bytearray, memoryview, np.ndarray)):
                 raise ConfigError(f"frame {i} must be bytes, bytearray or memoryview, got {type(f).__name__}")
+            if isinstance(f, np.ndarray) and (f.dtype != np.uint8 or f.ndim != 1):
+                # bytes(f) of int32 data would be its memory, four bytes per element
+                raise ConfigError(f"frame {i}: an array frame must be 1-D uint8, got {f.ndim}-D {f.dtype}")
         frame_list = [bytes(f) for f in items]
         lengths = np.fromiter((len(f) for f in frame_list), dtype=np.uint32, count=len(frame_list))
         offsets = np.zeros(len(frame_list), dtype=np.int64)
         if len(frame_list) > 1:
             np.cumsum(lengths[:-1], out=offsets[1:])
         data = np.frombuffer(b"".join(frame_list), dtype=np.uint8).copy()
-        try:
-            ts = None if timestamps_ns is None else np.array(timestamps_ns, dtype=np.int64)
-        except (TypeError, ValueError, OverflowError):
-            raise ConfigError(
-                f"timestamps_ns must be ints (nanoseconds, int64), got {timestamps_ns!r}"
-            ) from None
-        return cls(data, offsets, lengths, ts)
+        return cls(data, offsets, lengths, _int_timestamps(timestamps_ns))
 
     @classmethod
     def from_arrays(
@@ -143,11 +170,21 @@ class Batch:
 
     def __getitem__(self, index: int | slice) -> Batch | memoryview:
         if isinstance(index, slice):
+            if index.step in (None, 1):
+                return Batch(
+                    self.data,
+                    self.offsets[index],
+                    self.lengths[index],
+                    self.timestamps_ns[index],
+                    validate=False,
+                )
+            # a step: the kernels take contiguous arrays, so the offsets, lengths and timestamps
+            # are copied (the frame bytes stay shared)
             return Batch(
                 self.data,
-                self.offsets[index],
-                self.lengths[index],
-                self.timestamps_ns[index],
+                np.ascontiguousarray(self.offsets[index]),
+                np.ascontiguousarray(self.lengths[index]),
+                np.ascontiguousarray(self.timestamps_ns[index]),
                 validate=False,
             )
         i = range(len(self))[index]

@@ -262,19 +262,27 @@ class Host:
         return nic
 
     def unassign(self, nic: VfNic) -> None:
-        """Unbind the VF driver, unroute its vectors, unmap guest memory, return the VF to the host."""
+        """Unbind the VF driver, unroute its vectors, unmap guest memory, return the VF to the host.
+
+        Waits for the port's datapath (a receive or transmit batch running in another thread) to
+        finish first; once this returns, the device does no more DMA into the VM.
+        """
         fn = getattr(nic, "function", None)
         if fn not in self._nics or self._nics[fn][0] is not nic:
             raise ConfigError(f"{nic!r} is not assigned on this host")
-        _, vm, port = self._nics.pop(fn)
-        nic.remove()
-        for vector in range(nic.NUM_VECTORS):
-            fn.set_msix_guest(vector, None)
-            vm._unroute(f"{nic.name}-{vector}")
-        fn.irq_latency_ns = port.device.irq_latency_ns
-        fn.domain.unmap(0, vm.memory.size)
-        vm.nics.remove(nic)
-        port.pf._mark_assigned(fn.index, False)
+        _, vm, port = self._nics[fn]
+        # VFIO resets the function before it unmaps: with the port's datapath lock held, no
+        # batch is in flight while the VF goes, and none starts before the VM's pages are gone
+        with port.device.dma_lock:
+            del self._nics[fn]
+            nic.remove()
+            for vector in range(nic.NUM_VECTORS):
+                fn.set_msix_guest(vector, None)
+                vm._unroute(f"{nic.name}-{vector}")
+            fn.irq_latency_ns = port.device.irq_latency_ns
+            fn.domain.unmap(0, vm.memory.size)
+            vm.nics.remove(nic)
+            port.pf._mark_assigned(fn.index, False)
 
     def nics(self) -> list[Any]:
         """Every bound VF driver."""
@@ -344,10 +352,15 @@ class Host:
         functions = [device.pf, *device.vfs]
         min_latency = min(fn.irq_latency_ns for fn in functions)
         queue_frames = np.zeros(R.MAX_QUEUES, np.int64)
-        _accepted, late = clock.run_frames(
-            port.wire._kernel, device.router, batch.data, batch.offsets, batch.lengths, ts,
-            selected, delivered, reasons, queue_frames, min_latency,
-        )  # fmt: skip
+        wire = port.wire
+        wire._enter()  # the port's datapath lock, as for any receive (a guest's transmit re-enters)
+        try:
+            _accepted, late = clock.run_frames(
+                wire._kernel, device.router, batch.data, batch.offsets, batch.lengths, ts,
+                selected, delivered, reasons, queue_frames, min_latency,
+            )  # fmt: skip
+        finally:
+            wire._leave()
         self.late_frames += late
         if n:
             clock.run_until(int(ts[-1]))

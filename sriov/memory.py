@@ -13,6 +13,7 @@ import numpy as np
 from sriov.errors import ConfigError
 
 PAGE_SIZE = 4096
+MAX_MEMORY = 1 << 36  # the largest RAM: what one IOMMU domain can map (sriov.hw.iommu.MAX_IOVA)
 
 
 def _check_ints(what: str, **values: object) -> None:
@@ -30,11 +31,19 @@ class GuestMemory:
             raise ConfigError(
                 f"{name}: memory size must be a positive multiple of {PAGE_SIZE} bytes, got {size!r}"
             )
+        if size > MAX_MEMORY:
+            raise ConfigError(
+                f"{name}: memory size {size:#x} bytes is above the limit {MAX_MEMORY:#x} (64 GiB, the "
+                "IOVA space an IOMMU domain models)"
+            )
         self.name = name
         # Page-aligned in host memory, as a VM's RAM is: a frame DMA'd into a guest buffer then
         # covers the cache lines it would on real hardware (numpy's own allocation starts 16
         # bytes into a line, which makes every 64-byte frame straddle two lines).
-        raw = np.zeros(size + PAGE_SIZE, dtype=np.uint8)
+        try:
+            raw = np.zeros(size + PAGE_SIZE, dtype=np.uint8)
+        except MemoryError:
+            raise ConfigError(f"{name}: cannot allocate {size:#x} bytes of host memory for its RAM") from None
         start = -raw.ctypes.data % PAGE_SIZE
         self.buffer = raw[start : start + size]
         self._next = PAGE_SIZE  # keep page 0 unused so a zero address is never valid DMA
@@ -64,6 +73,14 @@ class GuestMemory:
             )
         self._next = start + size
         return start
+
+    def release_to(self, mark: int) -> None:
+        """Free every allocation made since ``allocated`` was ``mark`` (a stack allocator's free:
+        a driver that rebuilds its rings gives their memory back first)."""
+        _check_ints(self.name, mark=mark)
+        if not PAGE_SIZE <= mark <= self._next:
+            raise ConfigError(f"{self.name}: release mark {mark} outside {PAGE_SIZE}..{self._next}")
+        self._next = mark
 
     def view(self, gpa: int, size: int) -> np.ndarray:
         """The bytes at ``[gpa, gpa+size)`` as a writable view (CPU access, no IOMMU)."""

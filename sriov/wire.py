@@ -11,6 +11,7 @@ or dropped for a named, counted reason), per port and per pool.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,20 +104,35 @@ class RxBurst:
             self.delivered,
             self.reasons,
         ) = arrays
+        self._cap = len(self.offsets)
         self.queue_frames: np.ndarray = kernel.queue_frames
         self._device = wire.device
         self._run = kernel.burst
         self._raise = wire.device.router.raise_written
 
     def __call__(self, n: int) -> int:
-        """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool.
-        The queues written to raise their interrupt causes at the clock's instant."""
-        if not self._device.link_up:
-            return self._wire._link_down(n, self.selected, self.delivered, self.reasons)
-        accepted = self._run(n)
-        if accepted:
-            self._raise(self._kernel)
-        return accepted
+        """Run frames ``[0, n)`` of the bound arrays; returns the frames delivered to >= 1 pool."""
+        if n.__class__ is not int or not 0 <= n <= self._cap:  # one test on the common path
+            n = self._frames(n)
+        wire = self._wire
+        wire._enter()
+        try:
+            if not self._device.link_up:
+                return wire._link_down(n, self.selected, self.delivered, self.reasons)
+            accepted = self._run(n)
+            if accepted:  # the queues written to raise their interrupt causes at the clock's instant
+                self._raise(self._kernel)
+            return accepted
+        finally:
+            wire._leave()
+
+    def _frames(self, n: object) -> int:
+        """``n`` as a frame count of the bound arrays (numpy ints too), or ConfigError."""
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or not 0 <= n <= self._cap:
+            raise ConfigError(
+                f"burst({n!r}): the frame count must be an int in 0..{self._cap} (the bound arrays)"
+            )
+        return int(n)
 
 
 class Wire(WireTx):
@@ -126,6 +142,10 @@ class Wire(WireTx):
         """``implementation``: a kernels module (`sriov.kernels.impl` by default, or ``golden``)."""
         self.device = device
         self.implementation = implementation if implementation is not None else kernels.impl
+        # the port's datapath lock (`Device82599.dma_lock`): every entry below holds it for a batch
+        self._lock = getattr(device, "dma_lock", None) or threading.RLock()
+        self._held = 0  # how deep the thread holding the lock is in the port's entries
+        self._to_peer: list[tuple[WireTx, Batch]] = []  # frames for the cable, handed over on leaving
         self._kernel = self.implementation.RxKernel(device)
         self._bursts: list[RxBurst] = []
         self._tx_init()  # the transmit side: TX kernel, ``sent``, the tail-write doorbell
@@ -134,19 +154,24 @@ class Wire(WireTx):
         """Run every frame of ``batch`` through the receive flow (see `RxResult`)."""
         if not isinstance(batch, Batch):
             raise ConfigError(f"receive() takes a sriov.Batch, got {type(batch).__name__}")
+        batch.check_arrays()
         n = len(batch)
         selected = np.zeros(n, np.uint64)
         delivered = np.zeros(n, np.uint64)
         reasons = np.zeros(n, np.uint8)
-        if not self.device.link_up:
-            self._link_down(n, selected, delivered, reasons)
-            return RxResult(selected, delivered, reasons, np.zeros_like(self._kernel.queue_frames))
-        kernel = self._kernel
-        accepted = kernel.receive(
-            batch.data, batch.offsets, batch.lengths, batch.timestamps_ns, selected, delivered, reasons
-        )
-        queue_frames = kernel.queue_frames.copy()
-        self._after_burst(accepted)
+        self._enter()
+        try:
+            if not self.device.link_up:
+                self._link_down(n, selected, delivered, reasons)
+                return RxResult(selected, delivered, reasons, np.zeros_like(self._kernel.queue_frames))
+            kernel = self._kernel
+            accepted = kernel.receive(
+                batch.data, batch.offsets, batch.lengths, batch.timestamps_ns, selected, delivered, reasons
+            )
+            queue_frames = kernel.queue_frames.copy()
+            self._after_burst(accepted)
+        finally:
+            self._leave()
         return RxResult(selected, delivered, reasons, queue_frames)
 
     def _link_down(self, n: int, selected: np.ndarray, delivered: np.ndarray, reasons: np.ndarray) -> int:
@@ -174,7 +199,11 @@ class Wire(WireTx):
 
         ``data`` uint8, ``offsets`` int64, ``lengths`` uint32, ``timestamps_ns`` int64, all 1-D
         and C-contiguous; their contents may change between calls (bounds are checked per burst).
-        Each bound burst has its own kernel, so several may be used from several threads.
+        Bursts may be called from several threads, on one port or on several: each call holds
+        the port's datapath lock (`Device82599.dma_lock`, one acquire per burst), so the bursts
+        of one port run one after another, as one NIC port's DMA does, and every counter stays
+        exact. Bursts of different ports run in parallel (the GIL is released in the compiled
+        kernel). A burst's verdict arrays are its own: read them before calling it again.
         """
         n = len(offsets) if isinstance(offsets, np.ndarray) else 0
         if timestamps_ns is None:

@@ -15,6 +15,8 @@ that grow when full; ``clear_sent()`` empties it). A wire connected to a peer
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from sriov.batch import Batch
@@ -33,6 +35,28 @@ class WireTx:
 
     device: object
     implementation: object
+    _lock: threading.RLock
+    _held: int
+    _to_peer: list
+
+    # -- the port's datapath lock ---------------------------------------------------------------
+    def _enter(self) -> None:
+        """Take the port's datapath lock (every receive, burst and transmit run holds it)."""
+        self._lock.acquire()
+        self._held += 1
+
+    def _leave(self) -> None:
+        """Release it; the outermost entry then hands the frames sent meanwhile to the cabled
+        peer (after releasing: two cabled ports sending to each other from two threads would
+        otherwise each wait for the other's lock)."""
+        self._held -= 1
+        handoff = None
+        if not self._held and self._to_peer:
+            handoff, self._to_peer = self._to_peer, []
+        self._lock.release()
+        if handoff:
+            for peer, frames in handoff:
+                peer.receive(frames)
 
     def _tx_init(self) -> None:
         self._tx_kernel = self.implementation.TxKernel(self.device, self._kernel)
@@ -82,7 +106,8 @@ class WireTx:
 
     def clear_sent(self) -> None:
         """Forget the frames in ``sent`` (the arrays are kept for the next frames)."""
-        self._fill[:] = 0
+        with self._lock:
+            self._fill[:] = 0
 
     # -- running the transmit engine ------------------------------------------------------------
     def _doorbell(self, queue: int) -> None:
@@ -91,6 +116,13 @@ class WireTx:
 
     def process_tx(self, first: int = 0, last: int = R.MAX_QUEUES - 1) -> int:
         """Run the transmit engine on PF TX queues ``first..last``; returns the frames taken."""
+        self._enter()
+        try:
+            return self._process_tx(first, last)
+        finally:
+            self._leave()
+
+    def _process_tx(self, first: int, last: int) -> int:
         if self._tx_running:  # a tail write from inside a run: the run goes round once more
             self._tx_again = True
             return 0
@@ -132,14 +164,17 @@ class WireTx:
         end = int(self._fill[0])
         self.sent_total += end - start
         if self.peer is not None and end > start:
+            # a copy (one per run): the peer receives after this port's lock is released, when
+            # another thread may already reuse the output arrays
+            at = int(self._sent_offsets[start])
             frames = Batch(
-                self._sent_data,
-                self._sent_offsets[start:end],
-                self._sent_lengths[start:end],
-                self._sent_ts[start:end],
+                self._sent_data[at : int(self._fill[1])].copy(),
+                self._sent_offsets[start:end] - at,
+                self._sent_lengths[start:end].copy(),
+                self._sent_ts[start:end].copy(),
                 validate=False,
             )
-            self.peer.receive(frames)
+            self._to_peer.append((self.peer, frames))
 
     def connect(self, other: WireTx | None) -> None:
         """Cable this port to ``other`` (both directions); ``None`` unplugs it."""

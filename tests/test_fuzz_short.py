@@ -170,3 +170,24 @@ def damaged_capture(draw) -> bytes:
 @given(data=damaged_capture())
 def test_fuzz_capture_damaged_files(data: bytes) -> None:
     fuzz_capture.check_capture(data)
+
+
+# -- (e) the transmit kernel while a hostile guest rewrites its descriptors and frames -----------
+def test_fuzz_tx_concurrent_mode_runs_clean() -> None:
+    """A few hundred executions of ``fuzz_tx.py --concurrent`` (in a subprocess: a crash fails
+    the test, not pytest); needs a C compiler for its guest CPUs."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
+        pytest.skip("no C compiler (cc, gcc or clang) for the concurrent fuzzer's guest CPUs")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, os.path.join(root, "fuzz", "fuzz_tx.py"), "--concurrent", "-runs=300", "-seed=7"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "every invariant held" in done.stdout

@@ -17,6 +17,7 @@ Three parts, each usable on its own:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -272,16 +273,19 @@ class Message:
 # -- byte orders ------------------------------------------------------------------------------
 
 
+_MAC_STR = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){4}\Z")
+
+
 def parse_mac(mac: str | bytes | bytearray | Sequence[int]) -> bytes:
     """A MAC as 6 bytes from ``"02:00:00:00:00:01"``, ``"02-00-..."`` or 6 bytes/ints."""
     if isinstance(mac, str):
-        parts = mac.replace("-", ":").split(":")
-        if len(parts) != 6:
-            raise ConfigError(f"MAC {mac!r} must have 6 colon-separated bytes (like 02:00:00:00:00:01)")
-        try:
-            values = [int(p, 16) for p in parts]
-        except ValueError:
-            raise ConfigError(f"MAC {mac!r} has a part that is not hexadecimal") from None
+        # exactly two hex digits per byte: int(part, 16) alone would take " 02", "1", "+1", "0x1", "1_0"
+        if not _MAC_STR.match(mac):
+            raise ConfigError(
+                f"MAC {mac!r} must be 6 colon-separated bytes of two hexadecimal digits each "
+                "(like 02:00:00:00:00:01; '-' may separate them instead)"
+            )
+        values = [int(p, 16) for p in mac.replace("-", ":").split(":")]
     else:
         try:
             values = list(mac)

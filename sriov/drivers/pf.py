@@ -27,6 +27,7 @@ import numpy as np
 
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import LogEntry, MailboxLog, MboxApi, Message, PfMailbox, XcastMode
+from sriov.drivers.ring_args import poll_budget
 from sriov.errors import ConfigError, DriverStateError
 from sriov.hw import regs as R
 from sriov.hw.device import Device82599
@@ -122,6 +123,8 @@ class PfDriver:
         self.memory = memory  # host memory for the PF's own receive ring (None: no ring)
         self.rx_ring: Any | None = None
         self.tx_ring: Any | None = None
+        self._ring_mark: int | None = None  # host memory allocated before the rings (given back on a move)
+        self._ring_queue = 0  # the PF queue the rings serve
         self.function = device.pf
         self.clock = device.clock
         self.mbx = PfMailbox(self.function)
@@ -225,41 +228,45 @@ class PfDriver:
         self._w(R.CTRL_EXT, self._r(R.CTRL_EXT) | R.CTRL_EXT_PFRSTD)  # "so PF/VF mail ops can work"
         self.is_up = True
         self._set_all_vfs()
-        self._setup_rx_ring()
-        self._setup_tx_ring()
+        self._setup_rings()
         self.function.set_msix_handler(OTHER_VECTOR, self._irq_other)
         self._w(R.EIMS, R.EICR_MAILBOX | R.EICR_LSC)
         self.device.set_link(True)  # Tx laser on; the link partner answers
         self._watchdog_link()
 
-    def _setup_rx_ring(self) -> None:
-        """The PF pool's first queue: a ring in host memory (if the datapath build has rings)."""
-        if self.memory is None or importlib.util.find_spec("sriov.drivers.rings") is None:
+    def _setup_rings(self) -> None:
+        """The PF pool's first receive and transmit queues: rings in host memory (when the
+        datapath build has them). The same queue as before: programmed again (the reset cleared
+        its registers). Another queue (the PF's pool moves with the VF count): the old rings'
+        memory is given back and new rings are carved from it, so any number of set_numvfs
+        changes needs the memory of one pair of rings."""
+        if self.memory is None:
             return
         queue = self.pf_pool * self.device.queues_per_pool() if self.vfinfo else 0
-        if self.rx_ring is not None and self.rx_ring.queue == queue:
-            self.rx_ring.up()  # the reset cleared the queue registers: program them again
+        if self._ring_mark is not None and self._ring_queue == queue:
+            for ring in (self.rx_ring, self.tx_ring):
+                if ring is not None:
+                    ring.up()
             return
-        rings = importlib.import_module("sriov.drivers.rings")
-        try:
-            self.rx_ring = rings.RxRing(self.function, self.memory, queue)
-        except ConfigError:  # host memory exhausted by earlier rings: run without one
-            self.rx_ring = None
+        if self._ring_mark is None:
+            self._ring_mark = self.memory.allocated
+        else:
+            self.memory.release_to(self._ring_mark)
+        self._ring_queue = queue
+        self.rx_ring = self.tx_ring = None
+        if importlib.util.find_spec("sriov.drivers.rings") is not None:
+            rings = importlib.import_module("sriov.drivers.rings")
+            try:
+                self.rx_ring = rings.RxRing(self.function, self.memory, queue)
+            except ConfigError:  # host memory too small for a ring: run without one
+                self.rx_ring = None
+        if importlib.util.find_spec("sriov.drivers.txring") is not None:
+            from sriov.drivers.txring import TxRing
 
-    def _setup_tx_ring(self) -> None:
-        """The PF pool's first transmit queue: a ring in host memory (sriov.drivers.txring)."""
-        if self.memory is None or importlib.util.find_spec("sriov.drivers.txring") is None:
-            return
-        queue = self.pf_pool * self.device.queues_per_pool() if self.vfinfo else 0
-        if self.tx_ring is not None and self.tx_ring.queue == queue:
-            self.tx_ring.up()
-            return
-        from sriov.drivers.txring import TxRing
-
-        try:
-            self.tx_ring = TxRing(self.function, self.memory, queue, count=256)
-        except ConfigError:  # host memory exhausted by earlier rings: run without one
-            self.tx_ring = None
+            try:
+                self.tx_ring = TxRing(self.function, self.memory, queue, count=256)
+            except ConfigError:
+                self.tx_ring = None
 
     def transmit(self, batch: Any) -> int:
         """Send a `Batch` from the PF's own pool (anti-spoof does not apply to it; the VEB does)."""
@@ -277,7 +284,7 @@ class PfDriver:
                 f"{self.function.name}: no receive ring "
                 "(PF down, or the datapath rings are not in this build)"
             )
-        return self.rx_ring.poll(budget)
+        return self.rx_ring.poll(poll_budget(budget))
 
     def reset(self) -> None:
         """``ixgbe_reinit_locked``: down and up again (what an MTU change or a Tx hang does)."""
@@ -368,17 +375,21 @@ class PfDriver:
             )
         if n == 0:
             self._refuse_if_assigned("disable SR-IOV")
-            self._disable_sriov()
-            return
-        self._enable_sriov(n)
+        with self.device.dma_lock:  # no datapath batch runs while the VFs come or go
+            if n == 0:
+                self._disable_sriov()
+            else:
+                self._enable_sriov(n)
 
     def _enable_sriov(self, n: int) -> None:
         # __ixgbe_enable_sriov: fresh per-VF state (spoofchk on, untrusted, xcast NONE,
         # link auto, MAC zero), the shared MACVLAN slots, then reinit and pci_enable_sriov.
+        # the device first: a refusal there (no IOMMU domain left for the VFs) leaves the driver
+        # with the VFs it had (none)
+        self.device.sriov_enable(n)
         self.vfinfo = [VfInfo() for _ in range(n)]
         self._logs = {vf: collections.deque(maxlen=LOG_LIMIT) for vf in range(n)}
         self.vf_macvlans = [None] * (R.NUM_RAR - (IXGBE_MAX_PF_MACVLANS + 1 + n))
-        self.device.sriov_enable(n)
         self._down()
         self._up()
 

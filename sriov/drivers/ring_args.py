@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
+
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
 
@@ -21,3 +25,12 @@ def check_ring_args(fn: object, queue: object, count: object, buffer_size: objec
     if not isinstance(queue, int) or not 0 <= queue < limit:
         raise ConfigError(f"queue must be in 0..{limit - 1} for {getattr(fn, 'name', fn)}, got {queue!r}")
     return is_vf
+
+
+def poll_budget(budget: object) -> int:
+    """A poll's budget: an int >= 0 (numpy ints too; a bool is refused). A budget above what any
+    ring holds takes what the ring has; it is capped so that both kernels take it (the compiled
+    one counts in a C ssize_t)."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0:
+        raise ConfigError(f"budget must be a non-negative int, got {budget!r}")
+    return min(int(budget), sys.maxsize)

@@ -121,6 +121,7 @@ class TxRing:
         """Queue the frames of ``batch`` and ring the doorbell; returns how many were queued."""
         if not isinstance(batch, Batch):
             raise ConfigError(f"transmit() takes a sriov.Batch, got {type(batch).__name__}")
+        batch.check_arrays()
         if not self.running:
             raise ConfigError(f"{getattr(self.fn, 'name', '?')} TX queue {self.queue} is down")
         n = len(batch)

@@ -27,6 +27,7 @@ from sriov.drivers import coalesce
 from sriov.drivers import mailbox as M
 from sriov.drivers.mailbox import MboxApi, Message, QueueInfo, VfMailbox, XcastMode
 from sriov.drivers.napi import Napi
+from sriov.drivers.ring_args import poll_budget
 from sriov.errors import ConfigError, DriverStateError, MailboxError
 from sriov.hw import regs as R
 from sriov.hw.clock import EventHandle, SimClock
@@ -748,7 +749,7 @@ class VfNic(kernels.impl.NicState):
             raise DriverStateError(
                 f"{self.name}: no receive ring (interface down, or the datapath rings are not in this build)"
             )
-        return self.napi.rx_poll(budget)
+        return self.napi.rx_poll(poll_budget(budget))
 
     def transmit(self, batch: Any) -> int:
         """Send the frames of a `Batch` (ixgbevf_xmit_frame per frame, one tail write): the port's

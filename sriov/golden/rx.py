@@ -510,12 +510,13 @@ def rx_harvest(
         status = int(ring[d, 2])
         if not status & R.RXD_STAT_DD:
             break
-        total += int(ring[d, 3]) & 0xFFFF
+        word3 = int(ring[d, 3])  # read once: the length and the tag come from the same value
+        total += word3 & 0xFFFF
         scanned += 1
         if status & R.RXD_STAT_EOP:
             offsets[frames] = int(bufs[first])
             lengths[frames] = total
-            vlans[frames] = int(ring[d, 3]) >> 16 if status & R.RXD_STAT_VP else 0
+            vlans[frames] = word3 >> 16 if status & R.RXD_STAT_VP else 0
             if firsts is not None:
                 firsts[frames] = first
             if d < first:

@@ -18,6 +18,10 @@ the same):
   writable (the device writes them back). A fault there is a ring fault (``tx_ring_faults``,
   recorded in the fault log): the queue stops at that descriptor, no frame is taken, nothing
   is written, the head stays; it hurts only its own queue.
+* Guest memory is read once (a guest CPU may rewrite it while the device works): each
+  descriptor when its chain is fetched (buffer address and cmd_type_len kept), each frame byte
+  when the frame is copied into the device's own buffer; the checks, the anti-spoofing and the
+  forwarding use only those copies, and the write-back's RS test the fetched cmd_type_len.
 * A complete chain is a posted frame (``tx_posted``) and ends in exactly one way:
   forwarded (``tx_packets``) or dropped for one reason, checked in this order:
   pool transmit disabled (VFTE clear, ``tx_disabled``); more than 40 descriptors, fewer than 14
@@ -249,7 +253,9 @@ class TxKernel:
         taken, full, start = 0, False, head
         while head != tail:
             # fetch the chain: descriptors until EOP
-            chain: list[tuple[np.ndarray, int]] = []  # (descriptor view, cmd_type_len)
+            # each descriptor read once (a guest CPU may rewrite it meanwhile): its view for the
+            # write-back, and the snapshot of its buffer address and cmd_type_len
+            chain: list[tuple[np.ndarray, int, int]] = []  # (descriptor view, address, cmd_type_len)
             d, eop, stalled = head, False, False
             while d != tail:
                 addr = (base + d * R.TX_DESC_SIZE) & U64
@@ -259,8 +265,9 @@ class TxKernel:
                     self._count(pool, "tx_ring_faults")
                     stalled = True
                     break
-                cmd = int.from_bytes(view[8:12].tobytes(), "little")
-                chain.append((view, cmd))
+                raw = view.tobytes()
+                cmd = int.from_bytes(raw[8:12], "little")
+                chain.append((view, int.from_bytes(raw[0:8], "little"), cmd))
                 d = (d + 1) % count
                 if cmd & R.ADVTXD_DCMD_EOP and not _is_context(cmd):
                     eop = True
@@ -273,7 +280,7 @@ class TxKernel:
                 break
             taken += 1
             if not wb_head:
-                for view, cmd in chain:
+                for view, _addr, cmd in chain:
                     if cmd & R.ADVTXD_DCMD_RS:
                         view[R.ADVTXD_STAT_DD_OFFSET : R.ADVTXD_STAT_DD_OFFSET + 4] = np.frombuffer(
                             R.TXD_STAT_DD.to_bytes(4, "little"), np.uint8
@@ -296,7 +303,7 @@ class TxKernel:
     def _frame(self, pool: int, vt: bool, dma: _Dma, chain, now_ns: int) -> str | None:
         """One complete chain: its verdict ("wire", "local", "both", or a drop), None if it must wait."""
         regs = self.device.regs
-        data_descs = [(view, cmd) for view, cmd in chain if not _is_context(cmd)]
+        data_descs = [(addr, cmd) for _view, addr, cmd in chain if not _is_context(cmd)]
         total = sum(cmd & R.ADVTXD_DTALEN_MASK for _, cmd in data_descs)
         vet = _reg(regs, R.VLNCTRL) & R.VLNCTRL_VET
 
@@ -308,9 +315,10 @@ class TxKernel:
             verdict = "length"
         frame = b""
         if verdict is None:
+            # the frame's bytes copied once into device memory (``frame``): checked and sent from there
             pieces = []
-            for view, cmd in data_descs:
-                piece = dma.read(int.from_bytes(view[0:8].tobytes(), "little"), cmd & R.ADVTXD_DTALEN_MASK)
+            for addr, cmd in data_descs:
+                piece = dma.read(addr, cmd & R.ADVTXD_DTALEN_MASK)
                 if piece is None:
                     verdict = "dma"
                     break

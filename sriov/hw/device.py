@@ -19,6 +19,7 @@ Registers with side effects get named handlers; all others are plain storage.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -27,7 +28,7 @@ from sriov.errors import ConfigError, RegisterAccessError
 from sriov.hw import regs as R
 from sriov.hw.clock import SimClock
 from sriov.hw.interrupts import PfInterrupts, VfInterrupts
-from sriov.hw.iommu import Domain, Iommu
+from sriov.hw.iommu import MAX_DOMAINS, Domain, Iommu
 from sriov.hw.state import DeviceState
 from sriov.kernels import impl as _kernels
 
@@ -214,6 +215,12 @@ class Device82599:
         self.mbx = np.zeros(R.MAX_POOLS, dtype=np.uint32)
         self.qde = np.zeros(R.MAX_QUEUES, dtype=np.uint8)  # per-queue drop enable (QDE.ENABLE)
         self.state = DeviceState(self.regs, self.qde)
+        # The port's datapath lock: one port is one piece of hardware, so its DMA engines run one
+        # at a time. Held by every datapath entry (the wire's receive and bursts, the transmit
+        # engine) for a whole batch, and by whatever unmaps or reprograms what the datapath reads
+        # (VF unassign, SR-IOV enable/disable, resets) so that no DMA is in flight meanwhile.
+        # Re-entrant: a receive may run a driver that transmits on the same port.
+        self.dma_lock = threading.RLock()
         # Called with the PF queue index after a write to a TX queue's tail (TDT / VFTDT): the port's
         # wire (sriov.wire_tx) runs the transmit engine on that queue, as a tail write starts DMA.
         self.tx_doorbell: Callable[[int], None] | None = None
@@ -236,17 +243,18 @@ class Device82599:
     def power_on_reset(self) -> None:
         """Registers to their reset values; every VF sees RSTI until the PF writes PFRSTD. The
         link (LINKS) is the PHY's: a reset of the MAC keeps it."""
-        links = self._load(R.LINKS)
-        self.regs[:] = 0
-        self._store(R.LINKS, links)
-        self.vf_regs[:] = 0
-        self.qde[:] = 0
-        self.mbx[:] = R.VFMAILBOX_RSTI
-        self._store(R.MAXFRS, R.DEFAULT_MAX_FRAME << R.MHADD_MFS_SHIFT)
-        self._store(R.VLNCTRL, R.ETH_P_8021Q)
-        self._store(R.HLREG0, R.HLREG0_RXCRCSTRP)
-        for fn in (self.pf, *self._vf_pool):
-            fn.msix.reset()
+        with self.dma_lock:
+            links = self._load(R.LINKS)
+            self.regs[:] = 0
+            self._store(R.LINKS, links)
+            self.vf_regs[:] = 0
+            self.qde[:] = 0
+            self.mbx[:] = R.VFMAILBOX_RSTI
+            self._store(R.MAXFRS, R.DEFAULT_MAX_FRAME << R.MHADD_MFS_SHIFT)
+            self._store(R.VLNCTRL, R.ETH_P_8021Q)
+            self._store(R.HLREG0, R.HLREG0_RXCRCSTRP)
+            for fn in (self.pf, *self._vf_pool):
+                fn.msix.reset()
 
     def _store(self, offset: int, value: int) -> None:
         self.regs[offset // WORD] = value & U32
@@ -265,22 +273,31 @@ class Device82599:
         """Set NumVFs and VF Enable: VF functions 0..num_vfs-1 appear on the bus."""
         if not isinstance(num_vfs, int) or not 1 <= num_vfs <= R.MAX_VFS:
             raise ConfigError(f"num_vfs must be an int in 1..{R.MAX_VFS}, got {num_vfs!r}")
-        if self.vfs:
-            raise ConfigError(f"{self.name}: SR-IOV already enabled with {len(self.vfs)} VFs")
-        while len(self._vf_pool) < num_vfs:
-            self._vf_pool.append(VfFunction(self, len(self._vf_pool)))
-        self.vfs = self._vf_pool[:num_vfs]
-        self.router.attach([vf.msix.vectors for vf in self.vfs], self.pf.msix.vectors)
-        for vf in self.vfs:
-            self.vf_regs[vf.index] = 0
-            self._vf_reset_registers(vf.index)
+        with self.dma_lock:
+            if self.vfs:
+                raise ConfigError(f"{self.name}: SR-IOV already enabled with {len(self.vfs)} VFs")
+            new = num_vfs - len(self._vf_pool)  # functions never enabled before need an IOMMU domain each
+            left = MAX_DOMAINS - len(self.iommu.domains)
+            if new > left:
+                raise ConfigError(
+                    f"{self.name}: {num_vfs} VFs need {new} more IOMMU domains, {left} left of "
+                    f"{MAX_DOMAINS} on this host"
+                )
+            while len(self._vf_pool) < num_vfs:
+                self._vf_pool.append(VfFunction(self, len(self._vf_pool)))
+            self.vfs = self._vf_pool[:num_vfs]
+            self.router.attach([vf.msix.vectors for vf in self.vfs], self.pf.msix.vectors)
+            for vf in self.vfs:
+                self.vf_regs[vf.index] = 0
+                self._vf_reset_registers(vf.index)
 
     def sriov_disable(self) -> None:
         """Clear VF Enable: the VF functions disappear from the bus."""
-        for vf in self.vfs:
-            self._vf_reset_registers(vf.index)
-        self.vfs = []
-        self.router.attach([], self.pf.msix.vectors)
+        with self.dma_lock:
+            for vf in self.vfs:
+                self._vf_reset_registers(vf.index)
+            self.vfs = []
+            self.router.attach([], self.pf.msix.vectors)
 
     def vf(self, index: int) -> VfFunction:
         """VF function ``index`` (must be enabled)."""
@@ -683,9 +700,10 @@ class Device82599:
     # -- VF function-level reset --------------------------------------------------------------
     def vf_function_reset(self, n: int) -> None:
         """VFCTRL.RST or FLR: queues stop, pool RX/TX disabled, VFLRE raised to the PF."""
-        self._vf_reset_registers(n)
-        reg, bit = R.VFLRE(n >> 5), 1 << (n % 32)
-        self._store(reg, self._load(reg) | bit)
+        with self.dma_lock:
+            self._vf_reset_registers(n)
+            reg, bit = R.VFLRE(n >> 5), 1 << (n % 32)
+            self._store(reg, self._load(reg) | bit)
         self.raise_pf_cause(R.EICR_MAILBOX)
 
     def _vf_reset_registers(self, n: int) -> None:

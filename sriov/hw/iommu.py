@@ -12,6 +12,7 @@ ring (function, address, kind), counted per domain, and never a silent access.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +59,9 @@ class Iommu:
         self.fault_kind = np.zeros(FAULT_LOG_SIZE, dtype=np.uint8)
         self.fault_total = np.zeros(1, dtype=np.uint64)  # also written by the kernels
         self.generation = 0  # bumped whenever a page table or the buffer table is reallocated
+        # the fault log is shared by every port, whose datapaths may run in several threads (the
+        # compiled kernels add to it atomically)
+        self._fault_lock = threading.Lock()
 
     # -- host buffers -------------------------------------------------------------------------
     def register_buffer(self, buffer: np.ndarray) -> int:
@@ -98,12 +102,13 @@ class Iommu:
     # -- faults -------------------------------------------------------------------------------
     def record_fault(self, domain_id: int, address: int, kind: int) -> None:
         """Log a fault (the compiled kernels write the same ring themselves)."""
-        slot = int(self.fault_total[0]) % FAULT_LOG_SIZE
-        self.fault_domain[slot] = domain_id
-        self.fault_addr[slot] = address & 0xFFFFFFFFFFFFFFFF
-        self.fault_kind[slot] = kind
-        self.fault_total[0] += 1
-        self.fault_counts[domain_id] += 1
+        with self._fault_lock:
+            slot = int(self.fault_total[0]) % FAULT_LOG_SIZE
+            self.fault_domain[slot] = domain_id
+            self.fault_addr[slot] = address & 0xFFFFFFFFFFFFFFFF
+            self.fault_kind[slot] = kind
+            self.fault_total[0] += 1
+            self.fault_counts[domain_id] += 1
 
     def faults(self) -> list[Fault]:
         """The most recent faults (up to the log size), oldest first."""

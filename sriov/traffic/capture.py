@@ -422,6 +422,12 @@ def _load(source: PathOrBuffer, use_mmap: bool) -> tuple[np.ndarray, str]:
         return np.ascontiguousarray(source), "<buffer>"
     if isinstance(source, (bytes, bytearray, memoryview)):
         return np.frombuffer(source, dtype=np.uint8), "<buffer>"
+    if not isinstance(source, (str, os.PathLike)):
+        # np.fromfile(123) would read file descriptor 123
+        raise ConfigError(
+            "a capture source must be a path (str or os.PathLike) or the file's bytes, "
+            f"got {type(source).__name__}"
+        )
     name = str(source)
     try:
         if use_mmap:

@@ -64,6 +64,7 @@ MAX_TEMPLATES = 1 << 18  # 14 MiB of templates at most
 
 _MODE_LINE, _MODE_PPS, _MODE_BPS = 0, 1, 2
 _ONE = 1 << 32  # probabilities are 32-bit fixed point
+MAX_BATCH_FRAMES = 1 << 30  # frames in one generated Batch (its arrays alone take 20 bytes a frame)
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 _RATE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kMG]?)(pps|bps)\s*$")
 _UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9}
@@ -550,12 +551,15 @@ class TrafficGenerator:
         saves the first-touch page faults of a new one, which cost more than the generation.
         The returned Batch's ``data`` is then a view of ``out``.
         """
-        n = _int_in("frames", frames, 0, 1 << 40)
+        n = _int_in("frames", frames, 0, MAX_BATCH_FRAMES)
         p = self.profile
         plan = p._plan
-        lengths = np.empty(n, np.uint32)
-        offsets = np.empty(n, np.int64)
-        ts = np.empty(n, np.int64)
+        try:
+            lengths = np.empty(n, np.uint32)
+            offsets = np.empty(n, np.int64)
+            ts = np.empty(n, np.int64)
+        except MemoryError:
+            raise _fail("frames", f"{n} frames need {20 * n} bytes of arrays: not available") from None
         fixed = plan.size_mode == 0 and len(plan.size_vals) == 1
         raw = np.zeros(0, np.uint64) if fixed else self._size_bits.random_raw(n)
         total = _plan_frames(
@@ -564,7 +568,12 @@ class TrafficGenerator:
             lengths, offsets, ts,
         )  # fmt: skip
         if out is None:
-            data = np.zeros(total, np.uint8)
+            try:
+                data = np.zeros(total, np.uint8)
+            except MemoryError:
+                raise _fail(
+                    "frames", f"{n} frames need {total} bytes: not available (generate fewer)"
+                ) from None
         else:
             if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 1:
                 raise ConfigError("out must be a 1-D uint8 numpy array")
