@@ -36,7 +36,6 @@ def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
     samples = built.samples
     title = getattr(report, "title", "") or report.scenario
     keys = [k for k in (samples[0] if samples else {}) if k != "t_ns"]
-    span = _active_span(samples, keys)
     written = []
 
     fig, axes = _panels(plt, len(ports))
@@ -47,6 +46,7 @@ def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
             if any(mbps):
                 ax.plot(t, mbps, label=_label(key), **_style(key))
                 drawn = True
+        span = _active_span(samples, _keys_of(keys, port), (RX_BYTES,))
         _finish(ax, port, drawn, span, "received (Mbit/s)", "no traffic received")
     fig.suptitle(f"{title}: receive throughput per function")
     written.append(_save(plt, fig, out / PLOT_FILES[0]))
@@ -82,6 +82,7 @@ def write_run_plots(report: Any, built: Any, out: Path) -> list[Path]:
                 if any(rate):
                     ax.plot(t, rate, style, label=f"{_label(key)} {what}")
                     drawn = True
+        span = _active_span(samples, _keys_of(keys, port), (QUEUE_IRQS, MBX_IRQS))
         _finish(ax, port, drawn, span, "interrupts (thousand per second)", "no interrupts")
     fig.suptitle(
         f"{title}: interrupt rate per VF vector\n"
@@ -141,12 +142,14 @@ def _integer_ticks(ax: Any, axis: str) -> None:
     target.set_major_formatter(FuncFormatter(lambda v, _pos: f"{int(v):,}"))
 
 
-def _active_span(samples: list[dict[str, Any]], keys: list[str]) -> tuple[float, float] | None:
-    """The time (ms) from the first sample interval in which any counter moved to the last."""
+def _active_span(
+    samples: list[dict[str, Any]], keys: list[str], fields: tuple[int, ...]
+) -> tuple[float, float] | None:
+    """The time (ms) from the first sample interval in which one of these counters moved to the last."""
     moved = [
         (prev["t_ns"] / 1e6, cur["t_ns"] / 1e6)
         for prev, cur in itertools.pairwise(samples)
-        if any(cur[k] != prev[k] for k in keys)
+        if any(cur[k][f] != prev[k][f] for k in keys for f in fields)
     ]
     if not moved:
         return None
