@@ -21,9 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def test_license_file_and_project_urls() -> None:
+def test_license_file_and_spdx_field() -> None:
+    project = PYPROJECT["project"]
+    assert project["license"] == "MIT", "the SPDX expression, not the deprecated table"
+    assert project["license-files"] == ["LICENSE"]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
-    assert PYPROJECT["project"]["urls"] and (ROOT / "CHANGELOG.md").is_file()
+    assert project["urls"] and (ROOT / "CHANGELOG.md").is_file()
 
 
 def test_the_wheel_leaves_generated_c_out_and_the_sdist_carries_the_tests() -> None:
