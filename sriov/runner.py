@@ -200,7 +200,8 @@ def traffic_batch(
             batch = from_scenario(spec.generator or {}, seed=seed)
     except SriovError as exc:
         what = "pcap: " if spec.pcap is not None else "generator: "
-        raise ConfigError(f"{where}{what if source else ''}{exc}") from None
+        hint = " (--lenient reads it as tshark does)" if "snaplen" in str(exc) and not lenient else ""
+        raise ConfigError(f"{where}{what if source else ''}{exc}{hint}") from None
     if spec.repeat > 1:
         batch = _repeat(batch, spec.repeat)
     return batch

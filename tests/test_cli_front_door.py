@@ -296,9 +296,26 @@ def test_pcap_paths_are_relative_to_the_scenario_file(
 def test_lenient_reads_records_over_snaplen(capsys: pytest.CaptureFixture[str]) -> None:
     pcap = str(DATA / "cfm_sender_id-oobr.pcap")
     err = _fail(capsys, "run", "--pcap", pcap)
-    assert "--pcap: " in err and "snaplen 31" in err
+    assert "--pcap: " in err and "snaplen 31" in err and "--lenient" in err
     doc = _json(capsys, "run", "--pcap", pcap, "--lenient")
     assert doc["frames_offered"] == 1 and doc["conserved"]
+
+
+NOT_ETHERNET = {"arcnet-rfc1051-arp-icmp-http.pcap", "hdlc_slarp.pcapng", "mpls-traceroute.pcap"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("capture", sorted(DATA.glob("*.pcap*")), ids=lambda p: p.name)
+def test_every_tcpdump_capture_runs_or_gives_one_line(
+    capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 28 real captures: exit 0, or exit 2 with one clear line (not Ethernet; over its snaplen)."""
+    status = main(["run", "--json", "-q", "--pcap", str(capture)])
+    err = capsys.readouterr().err
+    if capture.name in NOT_ETHERNET or capture.name == "cfm_sender_id-oobr.pcap":
+        assert status == 2 and err.count("\n") == 1 and capture.name in err, err
+    else:
+        assert status == 0 and err == "", err
 
 
 # -- item 8: iproute2 and ethtool habits -------------------------------------------------------------
