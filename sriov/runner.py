@@ -387,6 +387,7 @@ class ScenarioRun:
         Every stream's first frame comes 1 us from now; guests drain their rings as time passes."""
         clock = self.host.clock
         kept: dict[tuple[str, int], list[Batch]] = {}
+        self._sample(force=True)  # the counters before any traffic: where the plots start
         base = clock.now + 1_000
         cursors = []
         for stream in streams:
@@ -419,6 +420,7 @@ class ScenarioRun:
             cursor[1] = stop
             if stop == len(shifted):
                 cursors.remove(cursor)
+        self._sample(force=True)  # and after the last frame
         return kept
 
     def _nic(self, port_name: str, vf: int) -> Any:
@@ -441,12 +443,14 @@ class ScenarioRun:
             frames = Batch(chunk.data, chunk.offsets[lost], chunk.lengths[lost], chunk.timestamps_ns[lost])
             self.drops.setdefault(port_name, []).append((frames.compact(), result.reasons[lost].copy()))
 
-    def _sample(self) -> None:
+    def _sample(self, force: bool = False) -> None:
         """Record the guests' and the PFs' cumulative counters at this instant (for the plots):
         per function (received packets, received bytes, queue-vector interrupts, mailbox
         interrupts, transmitted packets)."""
         now = self.host.clock.now
-        if self.samples and now - self.samples[-1]["t_ns"] < SAMPLE_NS:
+        if self.samples and (
+            now == self.samples[-1]["t_ns"] or (now - self.samples[-1]["t_ns"] < SAMPLE_NS and not force)
+        ):
             return
         row: dict[str, Any] = {"t_ns": now}
         for port_name, vf, _vm, nic in self.nics:

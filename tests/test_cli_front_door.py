@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,6 +47,16 @@ port = "eth0"
   frames = 300
   rate = "10G"
   dst = ["02:00:00:00:00:10", "02:00:00:00:99:99"]
+"""
+
+# VF 0's guest sends 40 frames with a forged source MAC: spoofchk drops them all
+FORGED = """
+[[traffic]]
+port = "eth0"
+vf = 0
+  [traffic.generator]
+  frames = 40
+  src = ["02:00:00:00:de:ad"]
 """
 
 # every request here is one the model downgrades or refuses (item 2)
@@ -169,11 +180,7 @@ def test_scenario_refuses(
 
 # -- item 3: show where every frame went -------------------------------------------------------------
 def test_pf_pool_and_transmit_drops_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    forged = (
-        '[[traffic]]\nport = "eth0"\nvf = 0\n[traffic.generator]\nframes = 40\nsrc = ["02:00:00:00:de:ad"]\n'
-    )
-    text = SMALL + forged
-    path = _write(tmp_path, text)
+    path = _write(tmp_path, SMALL + FORGED)
     doc = _json(capsys, "run", str(path))
     pf = doc["pf"]["eth0"]
     assert pf["pool"] == 3 and pf["stats"]["rx_packets"] > 0, "unknown unicast and broadcast reach the PF"
@@ -397,6 +404,39 @@ def test_bench_explains_its_figures(
     out = capsys.readouterr().out
     assert "sriov run" in out and "simulated time" in out
     assert calls == list(bench.STANDARD)
+
+
+# -- item 9: plots ----------------------------------------------------------------------------------
+def test_plots_have_a_panel_per_port_the_pf_and_no_empty_axes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sriov import plots, runner
+
+    text = SMALL + FORGED + '[[port]]\nname = "eth1"\nnum_vfs = 1\n'
+    report, built, _kept = runner.run(parse(text, "two.toml"))
+    figures = {}
+
+    def keep(plt: object, fig: Any, path: Path) -> Path:
+        fig.canvas.draw()
+        figures[path.name] = fig
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.write_run_plots(report, built, tmp_path)
+    assert sorted(figures) == sorted(plots.PLOT_FILES)
+    for name, fig in figures.items():
+        eth0, eth1 = fig.axes
+        assert (eth0.get_title(), eth1.get_title()) == ("port eth0", "port eth1"), name
+        assert not eth1.axison and eth1.texts, f"{name}: the idle port says so instead of empty axes"
+    labels = [line.get_label() for line in figures["throughput.png"].axes[0].get_lines()]
+    assert "PF (host)" in labels and "VF0" in labels and "VF2" not in labels, labels
+    lo, _hi = figures["throughput.png"].axes[0].get_xlim()
+    first_frame_ms = built.samples[1]["t_ns"] / 1e6
+    assert lo > first_frame_ms / 2, "the time axis starts near the traffic, not at 0"
+    ticks = figures["throughput.png"].axes[0].get_yticks()
+    assert all(float(t).is_integer() for t in ticks), "few frames: counted, on integer ticks"
+    bars = figures["drops.png"].axes[0].patches
+    assert len(bars) == 1 and bars[0].get_width() == 40, "tx_spoofed only: no zero bars"
 
 
 # -- item 10: logging -------------------------------------------------------------------------------
