@@ -153,6 +153,19 @@ def test_refusals_are_warnings_on_stderr_and_in_json(
     assert err.count("sriov: warning:") == 4
 
 
+def test_promisc_on_82599_is_a_warning() -> None:
+    """A trusted VF asking for promiscuous mode: 82599 has none for VFs (ixgbe: -EOPNOTSUPP)."""
+    text = SMALL.replace("  index = 1\n", "  index = 1\n  trust = true\n").replace(
+        "  vf = 1\n", "  vf = 1\n  promisc = true\n", 1
+    )
+    built = ScenarioRun(parse(text, "p.toml"))
+    assert len(built.warnings) == 1, built.warnings
+    assert (
+        built.warnings[0].startswith("p.toml: vm[0].nic[1].promisc: ")
+        and "no VF promiscuous mode" in built.warnings[0]
+    )
+
+
 def test_strict_turns_warnings_into_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _fail(capsys, "run", str(_write(tmp_path, REFUSED)), "--strict")
     assert "--strict: 4 requests" in err
