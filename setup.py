@@ -28,6 +28,7 @@ extensions = [
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+        extra_link_args=[] if DEBUG else ["-s"],  # strip the shipped .so (symbols only in debug builds)
     )
 ]
 

@@ -209,6 +209,23 @@ class Batch:
         """Sum of frame lengths."""
         return int(self.lengths.sum(dtype=np.uint64))
 
+    def copy(self) -> Batch:
+        """An independent copy: the frames packed into a fresh buffer, lengths and timestamps kept.
+
+        What to keep of a zero-copy batch (an ``rx_poll`` result is valid only until the next
+        poll). numpy gathers, no Python object per frame; only the frames' bytes are copied, not
+        the buffer they sit in (a guest's whole memory, for a poll)."""
+        lengths = self.lengths.astype(np.int64)
+        offsets = np.zeros(len(self), np.int64)
+        if len(self) > 1:
+            np.cumsum(lengths[:-1], out=offsets[1:])
+        total = int(lengths.sum())
+        # byte k of the new buffer comes from byte (old offset - new offset of its frame) + k
+        source = np.repeat(self.offsets.astype(np.int64) - offsets, lengths) + np.arange(
+            total, dtype=np.int64
+        )
+        return Batch(self.data[source], offsets, self.lengths.copy(), self.timestamps_ns.copy())
+
     def compact(self) -> Batch:
         """A copy whose frames are packed back to back in a fresh buffer."""
         return Batch.from_frames(self, self.timestamps_ns.tolist())

@@ -142,10 +142,15 @@ STANDARD: dict[str, tuple[Callable[[float], tuple[int, int, float]], str]] = {
 }
 
 
-def run_standard(quick: bool = False) -> dict[str, Any]:
-    """Run every standard scenario; the document `sriov bench --json` prints."""
+def run_standard(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every standard scenario; the document `sriov bench --json` prints. ``progress`` is
+    called with each scenario's name as it starts."""
     seconds = 0.2 if quick else 1.0
-    rows = [_row(name, *fn(seconds), note=note) for name, (fn, note) in STANDARD.items()]
+    rows = []
+    for name, (fn, note) in STANDARD.items():
+        if progress is not None:
+            progress(name)
+        rows.append(_row(name, *fn(seconds), note=note))
     from sriov import kernels
 
     return {"implementation": kernels.IMPLEMENTATION, "scenarios": rows, "seconds_per_scenario": seconds}

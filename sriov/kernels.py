@@ -16,8 +16,14 @@ from sriov import golden
 def _select() -> tuple[ModuleType, str]:
     if os.environ.get("SRIOV_NO_EXTENSIONS", "") not in ("", "0"):
         return golden, "golden"
-    from sriov import _fastpath
-
+    try:
+        from sriov import _fastpath
+    except ImportError:  # a checkout nobody built: say that, not "partially initialized module"
+        raise ImportError(
+            "sriov: the compiled extension is not built: run pip install -e . in the checkout (it "
+            "needs a C compiler and takes about a minute), or set SRIOV_NO_EXTENSIONS=1 for the "
+            "plain-Python models"
+        ) from None
     return _fastpath, "compiled"
 
 

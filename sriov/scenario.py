@@ -7,6 +7,8 @@ the built-in default scenario (``sriov/scenarios/default.toml``).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -25,7 +27,9 @@ else:  # pragma: no cover - Python 3.10
 
 _MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 VF_STATES = ("auto", "enable", "disable")
+IFNAMSIZ = 16  # Linux: interface names are at most 15 characters
 LINK_SPEEDS_GBPS = {"1G": 1.0, "10G": 10.0, "25G": 25.0, "40G": 40.0, "100G": 100.0}
+PORT_LINK = "10G"  # every port is an 82599: 10 GbE
 
 
 class ScenarioError(ConfigError):
@@ -157,6 +161,33 @@ def _mac(ctx: _Ctx, key: str, v: Any) -> str:
     return v.lower()
 
 
+def _unicast_mac(ctx: _Ctx, key: str, v: Any) -> str:
+    mac = _mac(ctx, key, v)
+    if int(mac[:2], 16) & 1:
+        raise ctx.fail(key, f"{mac} is multicast; allowed: a unicast MAC (first byte even)")
+    if mac == "00:00:00:00:00:00":
+        raise ctx.fail(key, f"{mac} is not allowed (a unicast MAC; leave the key out for none)")
+    return mac
+
+
+def _multicast_mac(ctx: _Ctx, key: str, v: Any) -> str:
+    mac = _mac(ctx, key, v)
+    if not int(mac[:2], 16) & 1 or mac == "ff:ff:ff:ff:ff:ff":
+        raise ctx.fail(key, f"{mac} is not a multicast address (allowed: first byte odd, not broadcast)")
+    return mac
+
+
+def _port_name(ctx: _Ctx, key: str, v: Any) -> str:
+    """A Linux interface name (``dev_valid_name``): it names files and ``sriov show`` arguments."""
+    name = _str(ctx, key, v)
+    if len(name) > IFNAMSIZ - 1 or name in (".", "..") or any(c == "/" or c.isspace() for c in name):
+        raise ctx.fail(
+            key,
+            f"{name!r} is not allowed (an interface name: 1..{IFNAMSIZ - 1} characters, no '/' or spaces)",
+        )
+    return name
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[_Ctx, str, Any], str]:
     def check(ctx: _Ctx, key: str, v: Any) -> str:
         if v not in options:
@@ -207,20 +238,27 @@ def parse(text: str, source: str = "<scenario>") -> Scenario:
 
 def _parse_port(ctx: _Ctx, key: str, raw: Any) -> PortSpec:
     t = _take(ctx, raw, key, {
-        "name": _str, "num_vfs": _int(0, R.MAX_VFS), "mtu": _int(68, R.MAX_JUMBO_FRAME_SIZE - 18),
+        "name": _port_name, "num_vfs": _int(0, R.MAX_VFS), "mtu": _int(68, R.MAX_JUMBO_FRAME_SIZE - 18),
         "promisc": _bool, "vf": _list_of(_table),
     }, required=("name",))  # fmt: skip
     vfs = []
+    indexes: dict[int, int] = {}
     for j, v in enumerate(t.pop("vf", [])):
         vkey = f"{key}.vf[{j}]"
         a = _take(ctx, v, vkey, {
-            "index": _int(0, R.MAX_VFS - 1), "mac": _mac, "vlan": _int(0, 4095), "qos": _int(0, 7),
+            "index": _int(0, R.MAX_VFS - 1), "mac": _unicast_mac, "vlan": _int(0, 4095), "qos": _int(0, 7),
             "spoofchk": _bool, "trust": _bool, "state": _choice(VF_STATES),
         }, required=("index",))  # fmt: skip
         if a["index"] >= t.get("num_vfs", 0):
             raise ctx.fail(
                 f"{vkey}.index", f"{a['index']} is not allowed (0..{t.get('num_vfs', 0) - 1}: num_vfs)"
             )
+        if a["index"] in indexes:
+            raise ctx.fail(
+                f"{vkey}.index",
+                f"{a['index']} is already set by {key}.vf[{indexes[a['index']]}] (one entry per VF)",
+            )
+        indexes[a["index"]] = j
         vfs.append(VfAdmin(**a))
     return PortSpec(**t, vfs=vfs)
 
@@ -231,8 +269,9 @@ def _parse_vm(ctx: _Ctx, key: str, raw: Any) -> VmSpec:
     nics = []
     for j, n in enumerate(t.pop("nic", [])):
         a = _take(ctx, n, f"{key}.nic[{j}]", {
-            "port": _str, "vf": _int(0, R.MAX_VFS - 1), "mac": _mac, "vlans": _list_of(_int(1, 4095)),
-            "multicast": _list_of(_mac), "mtu": _int(68, R.MAX_JUMBO_FRAME_SIZE - 18), "promisc": _bool,
+            "port": _str, "vf": _int(0, R.MAX_VFS - 1), "mac": _unicast_mac,
+            "vlans": _list_of(_int(1, 4095)), "multicast": _list_of(_multicast_mac),
+            "mtu": _int(68, R.MAX_JUMBO_FRAME_SIZE - 18), "promisc": _bool,
             "allmulti": _bool, "rx_usecs": _int(0, 1022), "ring_size": _int(R.MIN_RXD, R.MAX_RXD),
         }, required=("port", "vf"))  # fmt: skip
         if "ring_size" in a and a["ring_size"] % R.REQ_RX_DESCRIPTOR_MULTIPLE:
@@ -251,7 +290,29 @@ def _parse_traffic(ctx: _Ctx, key: str, raw: Any) -> TrafficSpec:
         if not path.is_absolute():
             path = Path(ctx.source).parent / path
         t["pcap"] = str(path)
+    else:
+        _check_generator(ctx, f"{key}.generator", t["generator"])
     return TrafficSpec(**t)
+
+
+def _check_generator(ctx: _Ctx, key: str, table: dict[str, Any]) -> None:
+    """The generator's keys, checked at load time so that errors name the file and the key."""
+    from sriov.traffic.synth import LINK_BIT_PS, profile_from_scenario
+
+    try:
+        profile_from_scenario(table)
+    except ConfigError as exc:
+        raise ScenarioError(f"{ctx.source}: {key}.{str(exc).removeprefix('traffic generator: ')}") from None
+    rate = table.get("rate", "10G")
+    if (
+        isinstance(rate, str)
+        and LINK_BIT_PS.get(rate.strip(), LINK_BIT_PS[PORT_LINK]) < LINK_BIT_PS[PORT_LINK]
+    ):
+        raise ctx.fail(
+            f"{key}.rate",
+            f"{rate!r} is faster than the port: an 82599 port is {PORT_LINK}bE (allowed: up to the "
+            f"{PORT_LINK} line rate; a bit or packet rate above it is sent at line rate, with a warning)",
+        )
 
 
 def _cross_check(ctx: _Ctx, sc: Scenario) -> None:
@@ -279,6 +340,8 @@ def _cross_check(ctx: _Ctx, sc: Scenario) -> None:
                     key, f"{nic.port} vf {nic.vf} is already assigned to {seen[(nic.port, nic.vf)]}"
                 )
             seen[(nic.port, nic.vf)] = vm.name
+    if not sc.ports:
+        raise ctx.fail("port", "no [[port]] table: a scenario needs at least one port")
     for i, t in enumerate(sc.traffic):
         if t.port not in ports:
             raise ctx.fail(f"traffic[{i}].port", f"{t.port!r} is not a port (allowed: {', '.join(ports)})")
@@ -295,9 +358,13 @@ def load(path: str | Path) -> Scenario:
     """Load and validate a scenario file."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{p}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            f"{p}: not a TOML scenario: byte {exc.start} is not UTF-8 text (TOML files are UTF-8)"
+        ) from None
     return parse(text, str(p))
 
 
@@ -305,3 +372,70 @@ def default() -> Scenario:
     """The built-in default scenario (one port, four VFs in two VMs, a mixed synthetic load)."""
     text = resources.files("sriov").joinpath("scenarios/default.toml").read_text()
     return parse(text, "<built-in default>")
+
+
+# -- writing --------------------------------------------------------------------------------------
+def dumps(sc: Scenario, path: str | Path | None = None) -> str:
+    """Scenario TOML text that `parse` reads back to the same scenario (comments are not kept).
+
+    ``path``: where the text will be written; capture paths are written relative to it."""
+    lines = [f"name = {_toml(sc.name)}", f"seed = {sc.seed}", f"batch_frames = {sc.batch_frames}"]
+    for p in sc.ports:
+        lines += ["", "[[port]]", f"name = {_toml(p.name)}", f"num_vfs = {p.num_vfs}", f"mtu = {p.mtu}"]
+        if p.promisc:
+            lines.append("promisc = true")
+        for a in sorted(p.vfs, key=lambda v: v.index):
+            lines += ["", "  [[port.vf]]", f"  index = {a.index}"]
+            defaults = VfAdmin(a.index)
+            for key in ("mac", "vlan", "qos", "spoofchk", "trust", "state"):
+                value = getattr(a, key)
+                if value != getattr(defaults, key):
+                    lines.append(f"  {key} = {_toml(value)}")
+    for vm in sc.vms:
+        lines += ["", "[[vm]]", f"name = {_toml(vm.name)}", f"memory_mb = {vm.memory_mb}"]
+        for n in vm.nics:
+            lines += ["", "  [[vm.nic]]", f"  port = {_toml(n.port)}", f"  vf = {n.vf}"]
+            defaults = NicSpec(n.port, n.vf)
+            for key in ("mac", "vlans", "multicast", "mtu", "promisc", "allmulti", "rx_usecs", "ring_size"):
+                value = getattr(n, key)
+                if value != getattr(defaults, key):
+                    lines.append(f"  {key} = {_toml(value)}")
+    for t in sc.traffic:
+        lines += ["", "[[traffic]]", f"port = {_toml(t.port)}"]
+        if t.vf is not None:
+            lines.append(f"vf = {t.vf}")
+        if t.repeat != 1:
+            lines.append(f"repeat = {t.repeat}")
+        if t.pcap is not None:
+            pcap = Path(t.pcap)
+            if path is not None and not pcap.is_absolute():
+                pcap = Path(os.path.relpath(pcap, Path(path).parent))
+            lines.append(f"pcap = {_toml(str(pcap))}")
+        else:
+            lines.append("  [traffic.generator]")
+            lines += [f"  {key} = {_toml(value)}" for key, value in (t.generator or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml(value: Any) -> str:
+    """One TOML value: strings, booleans, numbers, lists and (inline) tables of them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
+    raise ScenarioError(f"cannot write {value!r} ({type(value).__name__}) to a scenario file")
+
+
+def save(sc: Scenario, path: str | Path) -> None:
+    """Write ``sc`` to ``path`` as a scenario file (see `dumps`)."""
+    text = dumps(sc, path)
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -27,14 +27,12 @@ from sriov.errors import CaptureError, ConfigError
 from sriov.traffic.capture import MAX_CAPLEN, read_comments, read_pcap, write_pcap, write_pcapng
 from sriov.traffic.synth import TrafficProfile, generate
 
-PCAPS = Path(__file__).resolve().parents[2] / "shared" / "pcaps" / "tcpdump-tests"
-if not PCAPS.is_dir():  # the shared tree sits beside the checkout: /work/shared
-    PCAPS = Path("/work/shared/pcaps/tcpdump-tests")
-REAL = sorted(p for p in PCAPS.glob("*.pcap*")) if PCAPS.is_dir() else []
+PCAPS = Path(__file__).resolve().parent / "data" / "tcpdump"  # origin and licence: tests/data/README.md
+REAL = sorted(PCAPS.glob("*.pcap*"))
 NOT_ETHERNET = {"arcnet-rfc1051-arp-icmp-http.pcap": 129, "mpls-traceroute.pcap": 9, "hdlc_slarp.pcapng": 104}
 OVER_SNAPLEN = {"cfm_sender_id-oobr.pcap"}  # fuzzer-made: a 34-byte record in a file of snaplen 31
 
-needs_real = pytest.mark.skipif(not REAL, reason="shared tcpdump captures not found")
+needs_real = pytest.mark.skipif(len(REAL) != 28, reason="tests/data/tcpdump is not complete (28 captures)")
 
 
 # -- independent builders ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import importlib
 import importlib.util
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from sriov.errors import ConfigError, DriverStateError
 from sriov.hw import regs as R
 from sriov.hw.device import Device82599
 from sriov.memory import GuestMemory
+
+log = logging.getLogger("sriov.drivers")  # the drivers' kernel-log lines (ixgbe and ixgbevf)
 
 ETH_FRAME_LEN = 1514
 ETH_DATA_LEN = 1500
@@ -444,6 +447,10 @@ class PfDriver:
             self.link_up_seen = link
             self.ping_all_vfs()
 
+    def _klog(self, fmt: str, *args: object, level: int = logging.WARNING) -> None:
+        """A kernel-log line of ixgbe (``e_warn``/``e_info``), to the ``sriov.drivers`` logger."""
+        log.log(level, "ixgbe %s: " + fmt, self.function.name, *args)
+
     # -- transcript ---------------------------------------------------------------------------
     def _log(self, vf: int, direction: str, msg: Message, words: Sequence[int], verdict: str) -> None:
         log = self._logs.get(vf)
@@ -636,7 +643,9 @@ class PfDriver:
         if not M.is_valid_ether_addr(new):
             return False
         if info.pf_set_mac and not info.trusted and new != info.mac:
-            return False  # "attempted to override administratively set MAC address"
+            self._klog("VF %d attempted to override administratively set MAC address", vf)
+            self._klog("Reload the VF driver to resume operations")
+            return False
         if not info.trusted and self._mac_owned_by_other_pool(new, vf):
             info.counters["capped_msgs"] += 1
             return False  # model decision: no untrusted VF receives another function's unicast
@@ -661,7 +670,9 @@ class PfDriver:
         info = self.vfinfo[vf]
         vid, add = M.decode_vlan(msg)
         if info.pf_vlan:
-            return False  # "attempted to override administratively set VLAN configuration"
+            self._klog("VF %d attempted to override administratively set VLAN configuration", vf)
+            self._klog("Reload the VF driver to resume operations")
+            return False
         if not vid and not add:
             return True  # VLAN 0 is never removed
         cap = self.UNTRUSTED_VF_MAX_VLANS
@@ -669,6 +680,9 @@ class PfDriver:
             held = self._vf_vlans(vf)
             if vid not in held and (len(held) >= cap or not self._vlvf_share_allows(vf, vid, cap)):
                 info.counters["capped_msgs"] += 1
+                self._klog(
+                    "VF %d is untrusted: VLAN %d refused, it holds the cap of %d VLAN filters", vf, vid, cap
+                )
                 return False  # an untrusted VF may not take the shared VLAN table from the others
         return self._set_vf_vlan(add, vid, vf)
 
@@ -714,7 +728,8 @@ class PfDriver:
         index = msg.info
         mac = M.decode_mac(msg)
         if info.pf_set_mac and not info.trusted and index > 0:
-            return False  # "requested MACVLAN filter but is administratively denied"
+            self._klog("VF %d requested MACVLAN filter but is administratively denied", vf)
+            return False
         if index:
             if not M.is_valid_ether_addr(mac):
                 return False
@@ -724,6 +739,7 @@ class PfDriver:
             cap = self.UNTRUSTED_VF_MAX_MACVLANS
             if cap is not None and not info.trusted and index > 1 and not self._macvlan_share_allows(vf, cap):
                 info.counters["capped_msgs"] += 1
+                self._klog("VF %d is untrusted: MACVLAN refused, it holds its share of %d filters", vf, cap)
                 return False  # the shared MACVLAN list is not one untrusted VF's (or a few's) to fill
             if info.spoofchk and info.trusted:
                 # Upstream turns MAC and VLAN anti-spoofing off for any VF that adds a MACVLAN.

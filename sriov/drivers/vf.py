@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -46,6 +47,8 @@ RESET_HOLDOFF_NS = 10_000_000_000  # no reset within 10 s of the last one
 BUSY_RETRY_NS = 100_000
 QUEUE_VECTOR = 0
 MBX_VECTOR = 1  # the "other" vector comes after the queue vector, as in ixgbevf
+
+log = logging.getLogger("sriov.drivers")  # the drivers' kernel-log lines (ixgbe and ixgbevf)
 
 
 def _ring_module() -> Any | None:
@@ -107,6 +110,7 @@ class VfNic(kernels.impl.NicState):
         self.xcast_mode: XcastMode | None = None
         self.rx_ring: Any | None = None
         self.tx_ring: Any | None = None
+        self.rx_count = R.DEFAULT_RXD  # receive descriptors (ethtool -G rx), used at the next open
         self.rx_usecs = coalesce.ADAPTIVE  # ixgbevf's default rx-usecs (1: adaptive, starts at 20K/s)
         self._eims = (1 << QUEUE_VECTOR) | (1 << MBX_VECTOR)
         self._mbx_vector = MBX_VECTOR
@@ -136,8 +140,10 @@ class VfNic(kernels.impl.NicState):
         """Carrier: interface up, PF talking (CTS), physical link up, not administratively disabled."""
         return self.is_up and self._link_up and self.link_state
 
-    def _log(self, text: str) -> None:
+    def _log(self, text: str, level: int = logging.INFO) -> None:
+        """A kernel-log line of ixgbevf: kept in ``messages`` and sent to the ``sriov.drivers`` logger."""
         self.messages.append(f"[{self.clock.now / 1e9:12.6f}] ixgbevf {self.name}: {text}")
+        log.log(level, "ixgbevf %s: %s", self.name, text)
 
     def interrupts(self) -> dict[str, int]:
         """Interrupts taken per vector, as /proc/interrupts names them."""
@@ -340,14 +346,14 @@ class VfNic(kernels.impl.NicState):
     def _setup_rx_ring(self) -> None:
         """Queue 0's ring: allocated once from guest memory, re-programmed on every open."""
         self.napi.reset()
-        if self.rx_ring is not None:
+        if self.rx_ring is not None and self.rx_ring.count == self.rx_count:
             self.rx_ring.up()
             return
         rings = _ring_module()
         if rings is None or not hasattr(rings, "RxRing"):
             return
         # ixgbevf sets RXDCTL.VME on every ring: VLAN tags are stripped into the descriptor.
-        self.rx_ring = rings.RxRing(self.function, self.memory, 0, vlan_strip=True)
+        self.rx_ring = rings.RxRing(self.function, self.memory, 0, count=self.rx_count, vlan_strip=True)
 
     def _setup_tx_ring(self) -> None:
         """Queue 0's transmit ring (sriov.drivers.txring): allocated once, re-programmed on every open."""
@@ -571,7 +577,8 @@ class VfNic(kernels.impl.NicState):
         if w0 != M.IXGBE_VF_SET_VLAN | M.IXGBE_VT_MSGTYPE_SUCCESS:
             raise MailboxError(
                 f"{self.name}: the PF refused to {'add' if add else 'remove'} VLAN {vid} (NACK): "
-                "a port VLAN is set by the administrator, or all 63 VLAN filter entries are in use"
+                "a port VLAN is set by the administrator, the VF is untrusted and holds the PF's cap of "
+                "VLAN filters (PfDriver.UNTRUSTED_VF_MAX_VLANS), or all 63 VLAN filter entries are in use"
             )
 
     def _send_lpe(self, mtu: int, quiet: bool = False) -> bool:
@@ -584,7 +591,7 @@ class VfNic(kernels.impl.NicState):
             raise
         if reply.nacked:
             if quiet:
-                self._log(f"Failed to set MTU at {mtu}")
+                self._log(f"Failed to set MTU at {mtu}", logging.WARNING)
                 return False
             raise MailboxError(
                 f"{self.name}: the PF refused max frame {max_frame} (MTU {mtu}) (NACK): on 82599 a VF "
@@ -634,7 +641,7 @@ class VfNic(kernels.impl.NicState):
             return
         reply = self._transact(M.update_xcast_mode(mode))
         if reply.word0 & ~M.IXGBE_VT_MSGTYPE_CTS == M.IXGBE_VF_UPDATE_XCAST_MODE | M.IXGBE_VT_MSGTYPE_FAILURE:
-            self._log(f"xcast mode {mode.name} refused by the PF")
+            self._log(f"xcast mode {mode.name} refused by the PF", logging.WARNING)
             return
         applied = M.decode_xcast_mode(reply)
         self.xcast_mode = XcastMode(applied) if applied in XcastMode._value2member_map_ else None
@@ -741,6 +748,34 @@ class VfNic(kernels.impl.NicState):
         self.napi.coalesce_changed(rx_usecs)
         if self.is_up:
             coalesce.set_coalesce(self.function, rx_usecs, [QUEUE_VECTOR])
+
+    def set_ringparam(self, rx: int) -> int:
+        """``ethtool -G ethX rx N``: the receive ring's descriptor count; returns the count applied.
+
+        As ``ixgbevf_set_ringparam``: a count below IXGBEVF_MIN_RXD (64) is raised to it and any
+        count is rounded up to a multiple of 8 (IXGBE_REQ_RX_DESCRIPTOR_MULTIPLE); above
+        IXGBEVF_MAX_RXD (4096) ethtool refuses it. A running interface goes down and up again
+        with a new ring (the old ring's guest memory is not reused).
+        """
+        if not isinstance(rx, int) or isinstance(rx, bool) or not 0 < rx <= R.MAX_RXD:
+            raise ConfigError(f"{self.name}: rx ring size must be an int in 1..{R.MAX_RXD}, got {rx!r}")
+        count = -(-max(rx, R.MIN_RXD) // R.REQ_RX_DESCRIPTOR_MULTIPLE) * R.REQ_RX_DESCRIPTOR_MULTIPLE
+        if count == self.rx_count:
+            return count
+        rings = _ring_module()
+        if rings is not None:
+            need = count * (R.RX_DESC_SIZE + 2048) + rings.BOUNCE_SIZE + 4096 + 128
+            free = self.memory.size - self.memory.allocated
+            if need > free:
+                raise ConfigError(
+                    f"{self.name}: a ring of {count} descriptors needs {need} bytes of guest memory, "
+                    f"{free} are free (give the VM more memory)"
+                )
+        self.rx_count = count
+        if self.is_up:
+            self.down()
+            self.up()
+        return count
 
     def rx_poll(self, budget: int = 64) -> Any:
         """Up to ``budget`` received frames: first those NAPI already handed to the stack (copies),

@@ -491,13 +491,17 @@ def _finish(
     return cap
 
 
-def read_pcap(source: PathOrBuffer, *, strict: bool = True, mmap: bool = False) -> Capture:
+def read_pcap(
+    source: PathOrBuffer, *, strict: bool = True, mmap: bool = False, check_snaplen: bool = True
+) -> Capture:
     """Read a pcap or pcapng capture (chosen by its magic number) into a :class:`Capture`.
 
     ``source`` is a path or the file's bytes. The returned Batch's ``data`` is the file buffer
     itself (frames are zero-copy views into it; read-only when ``source`` is immutable bytes);
     timestamps are nanoseconds since the epoch.
-    ``mmap=True`` maps the file copy-on-write instead of reading it. Raises
+    ``mmap=True`` maps the file copy-on-write instead of reading it. ``check_snaplen=False``
+    takes pcap records longer than the file header's snaplen, as tshark does (libpcap refuses
+    them); the 262144-byte limit still holds. Raises
     :class:`~sriov.errors.CaptureError` naming the byte offset for a damaged file (with
     ``strict=False``: the frames before the damage, and the message in ``.warning``) and for a
     capture whose frames are all on non-Ethernet interfaces. See the module docstring.
@@ -508,10 +512,12 @@ def read_pcap(source: PathOrBuffer, *, strict: bool = True, mmap: bool = False) 
     magic_le = int(buf[:4].view("<u4")[0])
     if magic_le == PCAPNG_SHB:
         return _read_pcapng(buf, name, strict)
-    return _read_classic(buf, name, magic_le, strict)
+    return _read_classic(buf, name, magic_le, strict, check_snaplen)
 
 
-def _read_classic(buf: np.ndarray, name: str, magic_le: int, strict: bool) -> Capture:
+def _read_classic(
+    buf: np.ndarray, name: str, magic_le: int, strict: bool, check_snaplen: bool = True
+) -> Capture:
     magic_be = int(buf[:4].view(">u4")[0])
     if magic_le in (PCAP_MAGIC_US, PCAP_MAGIC_NS):
         le, magic = True, magic_le
@@ -530,7 +536,7 @@ def _read_classic(buf: np.ndarray, name: str, magic_le: int, strict: bool) -> Ca
     major = int(buf[4:6].view("<u2" if le else ">u2")[0])
     if major != 2:
         raise CaptureError(f"{name}: pcap: at byte offset 4: unsupported version {major} (supported: 2)")
-    snaplen = int(hdr[4])
+    snaplen = int(hdr[4]) if check_snaplen else 0  # 0: no snaplen check in the scan
     link_word = int(hdr[5])
     link = link_word & 0xFFFF
     fcs = 2 * ((link_word >> 28) & 0xF) if link_word & PCAP_FCS_PRESENT else 0
