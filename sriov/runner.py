@@ -148,8 +148,10 @@ def _repeat(batch: Batch, times: int) -> Batch:
 class ScenarioRun:
     """A host built from a scenario, ready to take traffic."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, sc: Scenario, trace: bool = False) -> None:
+        """``trace``: record every VF's arrival and hand-off times (``nic.napi.trace``, for latencies)."""
         self.scenario = sc
+        self.trace = trace
         self.host = Host(seed=sc.seed)
         self.ports = {}
         self.nics: list[tuple[str, int, str, Any]] = []
@@ -182,7 +184,7 @@ class ScenarioRun:
                     nic.set_mtu(n.mtu)
                 if n.promisc or n.allmulti:
                     nic.set_rx_mode(promisc=n.promisc, allmulti=n.allmulti)
-                if n.rx_usecs:
+                if n.rx_usecs is not None:
                     nic.set_coalesce(rx_usecs=n.rx_usecs)
                 self.nics.append((n.port, n.vf, v.name, nic))
         self.host.clock.advance(1_000_000)  # let every bring-up message settle
@@ -230,7 +232,7 @@ class ScenarioRun:
             if stream.sender is not None:
                 self._transmit(self._nic(stream.port, stream.sender), chunk)
             else:
-                result = self.ports[stream.port].wire.receive(chunk)
+                result = self._receive(stream.port, chunk)
                 if keep_frames:
                     self._keep_drops(stream.port, chunk, result)
             clock.run_until(int(ts[stop - 1]))
@@ -242,6 +244,14 @@ class ScenarioRun:
             if stop == len(shifted):
                 cursors.remove(cursor)
         return kept
+
+    def _receive(self, port_name: str, chunk: Batch) -> Any:
+        """The chunk reaches the port's wire at once (one `CHUNK_NS` slice), its frames traced if
+        asked. A frame due before the clock (another stream's chunk ran past it) arrives now."""
+        ts = np.maximum(chunk.timestamps_ns, self.host.clock.now)
+        arrived = Batch(chunk.data, chunk.offsets, chunk.lengths, ts, validate=False)
+        return self.host.run_traffic(self.ports[port_name], arrived, chunk_ns=CHUNK_NS,
+                                     max_chunk=MAX_CHUNK_FRAMES, trace=self.trace)  # fmt: skip
 
     def _nic(self, port_name: str, vf: int) -> Any:
         return next(nic for p, v, _vm, nic in self.nics if p == port_name and v == vf)
@@ -297,10 +307,12 @@ def run(
     pcap: str | None = None,
     keep_frames: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    trace: bool = False,
 ) -> tuple[RunReport, ScenarioRun, dict[tuple[str, int], list[Batch]]]:
-    """Build the scenario's host, offer its traffic (or ``pcap`` to its first port), report."""
+    """Build the scenario's host, offer its traffic (or ``pcap`` to its first port), report.
+    ``trace``: keep each VF's arrival/hand-off times in ``nic.napi.trace`` (latency figures)."""
     t0 = time.perf_counter()
-    built = ScenarioRun(sc)
+    built = ScenarioRun(sc, trace=trace)
     t_build = time.perf_counter() - t0
     if pcap is not None:
         if not sc.ports:
