@@ -1,4 +1,5 @@
-"""PNG plots of a scenario run: per-VF throughput over time, drops by reason, interrupt rate."""
+"""PNG plots: of a scenario run (per-VF throughput over time, drops by reason, interrupt rate), and
+of a sweep (each metric against the first axis, one line per value of the second)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,38 @@ def _rates(
         times.append(cur["t_ns"] / 1e6)
         rates.append((cur[key][index] - prev[key][index]) / dt * scale)
     return times, rates
+
+
+def write_sweep_plots(
+    rows: list[dict[str, Any]], axes: list[Any], metrics: list[str], out: Path
+) -> list[Path]:
+    """One PNG per metric (``sweep-METRIC.png``): the metric against the first axis, one line per
+    value of the second axis; the mean over seeds and further axes, failed points left out."""
+    plt = _pyplot()
+    first = axes[0]
+    second = axes[1] if len(axes) > 1 else None
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in first.values)
+    xs = list(first.values) if numeric else list(range(len(first.values)))
+    written = []
+    for metric in metrics:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for line in second.values if second is not None else [None]:
+            ys = []
+            for x in first.values:
+                picked = [
+                    r[metric] for r in rows
+                    if r["status"] == "ok" and r[metric] is not None and r[first.key] == x
+                    and (second is None or r[second.key] == line)
+                ]  # fmt: skip
+                ys.append(sum(picked) / len(picked) if picked else float("nan"))
+            ax.plot(xs, ys, "o-", label=None if second is None else f"{second.key} = {line}")
+        if not numeric:
+            ax.set_xticks(xs, [str(v) for v in first.values])
+        ax.set_xlabel(first.key)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} against {first.key}")
+        if second is not None:
+            ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+        written.append(_save(plt, fig, out / f"sweep-{metric}.png"))
+    return written

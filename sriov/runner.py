@@ -188,6 +188,7 @@ class ScenarioRun:
                     nic.set_coalesce(rx_usecs=n.rx_usecs)
                 self.nics.append((n.port, n.vf, v.name, nic))
         self.host.clock.advance(1_000_000)  # let every bring-up message settle
+        self.ready_ns = self.host.clock.now  # the traffic comes after: rates count from here
 
     def offer(
         self,
@@ -246,10 +247,12 @@ class ScenarioRun:
         return kept
 
     def _receive(self, port_name: str, chunk: Batch) -> Any:
-        """The chunk reaches the port's wire at once (one `CHUNK_NS` slice), its frames traced if
-        asked. A frame due before the clock (another stream's chunk ran past it) arrives now."""
-        ts = np.maximum(chunk.timestamps_ns, self.host.clock.now)
-        arrived = Batch(chunk.data, chunk.offsets, chunk.lengths, ts, validate=False)
+        """The chunk (one `CHUNK_NS` slice) reaches the port's device at once, at its first frame's
+        time (or now, when another stream's chunk took the clock past it): that is each frame's
+        arrival in the traces, so a latency is never negative (a frame is not taken off the ring
+        before it reached the device)."""
+        at = max(int(chunk.timestamps_ns[0]), self.host.clock.now)
+        arrived = Batch(chunk.data, chunk.offsets, chunk.lengths, np.full(len(chunk), at, np.int64))
         return self.host.run_traffic(self.ports[port_name], arrived, chunk_ns=CHUNK_NS,
                                      max_chunk=MAX_CHUNK_FRAMES, trace=self.trace)  # fmt: skip
 

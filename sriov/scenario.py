@@ -181,7 +181,7 @@ def _rx_usecs(ctx: _Ctx, key: str, v: Any) -> int:
     if v == "adaptive":
         return ADAPTIVE
     if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 1022:
-        raise ctx.fail(key, f"{v!r} is not allowed (an integer in 0..1022, or \"adaptive\")")
+        raise ctx.fail(key, f'{v!r} is not allowed (an integer in 0..1022, or "adaptive")')
     return v
 
 
