@@ -161,6 +161,8 @@ class Sweep:
         return out
 
     def _derive(self, values: list[tuple[str, Any]]) -> Scenario:
+        from sriov.traffic.synth import profile_from_scenario
+
         doc = json.loads(json.dumps(self.base_doc))  # a deep copy of plain TOML data
         for key, value in values:
             set_key(doc, key, self._resolved(key, value), f"{self.source}: axes.{key}")
@@ -169,8 +171,6 @@ class Sweep:
             scenario = from_document(doc, self.base_source)
             for t in scenario.traffic:  # generator tables are read at run time: check them now
                 if t.generator is not None:
-                    from sriov.traffic.synth import profile_from_scenario
-
                     profile_from_scenario(t.generator)
         except ConfigError as exc:
             raise SweepError(f"{self.source}: the point {where} is not a valid scenario: {exc}") from None
@@ -438,32 +438,31 @@ class Results:
         self.rows: dict[str, dict[str, Any]] = {}
         if out.exists() and not out.is_dir():
             raise SweepError(f"--out {out}: is not a folder")
-        if resume and not manifest.exists() and self.jsonl.exists() and self.jsonl.stat().st_size:
+        has_rows = self.jsonl.exists() and self.jsonl.stat().st_size > 0
+        if resume and manifest.exists():
+            try:
+                found = json.loads(manifest.read_text())
+            except (OSError, ValueError) as exc:
+                raise SweepError(f"{manifest}: cannot read: {exc}") from None
+            if not isinstance(found, dict) or found.get("fingerprint") != identity["fingerprint"]:
+                raise SweepError(
+                    f"{out} holds the results of another sweep (or this one changed): choose another --out"
+                )
+            self.rows = {k: r for k, r in self._read().items() if r.get("status") == "ok"}
+        elif has_rows and resume:
             raise SweepError(f"{out}: results.jsonl without sweep.json: not a folder this tool wrote")
-        if resume:
-            if manifest.exists():
-                try:
-                    found = json.loads(manifest.read_text())
-                except (OSError, ValueError) as exc:
-                    raise SweepError(f"{manifest}: cannot read: {exc}") from None
-                if found.get("fingerprint") != identity["fingerprint"]:
-                    raise SweepError(
-                        f"{out} holds the results of another sweep ({found.get('name')!r}, or "
-                        "this one changed): choose another --out"
-                    )
-                self.rows = {k: r for k, r in self._read().items() if r["status"] == "ok"}
-        elif self.jsonl.exists() and self.jsonl.stat().st_size:
+        elif has_rows:
             raise SweepError(
                 f"{out} already holds sweep results: pass --resume to continue them, or choose another --out"
             )
         try:
             out.mkdir(parents=True, exist_ok=True)
             manifest.write_text(json.dumps(identity, indent=2) + "\n")
+            self._rewrite()  # what was kept, in order; no half-written or failed line remains
+            self._jsonl_file = self.jsonl.open("a")
+            self._csv_file = self.csv.open("a", newline="")
         except OSError as exc:
             raise SweepError(f"--out {out}: cannot write: {exc.strerror}") from None
-        self._rewrite()  # what was kept, in order; no half-written or failed line remains
-        self._jsonl_file = self.jsonl.open("a")
-        self._csv_file = self.csv.open("a", newline="")
 
     def _read(self) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -741,11 +740,26 @@ def sweep(spec: str | Path | dict[str, Any], client: Any = None, **options: Any)
     return pandas.DataFrame(rows)
 
 
+def _quiet_dask() -> None:
+    """The command speaks in one line per problem: Dask's own log (a lost scheduler's tracebacks
+    from its reconnection attempts) stays quiet; what went wrong is said by the sweep."""
+    if find_spec("distributed") is None:
+        return
+    import logging
+
+    import distributed  # noqa: F401 - configures its loggers, which are then turned down
+
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name == "distributed" or name.startswith("distributed.")) and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.CRITICAL)
+
+
 def main(file: str | None, scheduler: str | None, workers: int | None, out: str | None, resume: bool) -> int:
     """`sriov sweep`: run, print where the results are; 0 when every point ran and conserved its
     frames, 1 when a point failed, 3 when a run lost a frame."""
     sw = default() if file is None else load(file)
     folder = Path(out) if out is not None else Path(f"sweep-{sw.name}")
+    _quiet_dask()
     try:
         rows, written = execute(
             sw, scheduler=scheduler, workers=workers, out=folder, resume=resume, progress=sys.stderr.isatty()

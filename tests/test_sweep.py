@@ -381,6 +381,21 @@ def test_rows_carry_every_field_and_the_files_are_written(files: Path) -> None:
     assert len(csv_lines) == 13
 
 
+def test_the_progress_bar_counts_points_and_failures(files: Path, capsys) -> None:
+    frames = [bytes.fromhex("020000000010020000000099") + b"\x08\x00" + bytes(46)] * 3
+    sriov.write_pcap(files / "three.pcap", sriov.Batch.from_frames(frames))
+    (files / "sweep.toml").write_text(
+        'scenario = "tiny.toml"\nmetrics = ["frames_offered"]\n'
+        '[axes]\n"traffic[0].pcap" = ["three.pcap", "missing.pcap"]\n'
+    )
+    rows, _ = execute(files / "sweep.toml", workers=0, progress=True)
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert rows[0]["frames_offered"] == 3, "capture paths in axes are relative to the sweep file"
+    assert rows[1]["error"].startswith("CaptureError: ") and "missing.pcap" in rows[1]["error"]
+    err = capsys.readouterr().err
+    assert "2/2" in err and "1 failed" in err
+
+
 def test_the_results_folder_is_not_overwritten_or_mixed(files: Path) -> None:
     execute(files / "sweep.toml", workers=0, out=files / "out")
     before = (files / "out" / "results.jsonl").read_text()
@@ -453,7 +468,7 @@ def test_a_worker_killed_mid_sweep_loses_no_point(
 
 
 def test_an_interrupted_sweep_resumes_without_losing_or_repeating_a_row(
-    files: Path, cluster: RealCluster, slow_reference: str
+    files: Path, cluster: RealCluster, slow_reference: str, capsys
 ) -> None:
     (files / "sweep.toml").write_text(SLOW)
     out = files / "out"
@@ -478,15 +493,22 @@ def test_an_interrupted_sweep_resumes_without_losing_or_repeating_a_row(
     }
     with (out / "results.jsonl").open("a") as f:
         f.write('{"vm[0].nic[0].rx_usecs": 0, "port[0]')  # a crash in the middle of writing a row
-    finished = subprocess.run(
-        [*cmd, "--resume", "--scheduler", cluster.address],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=WAIT_S * 2,
+    # the rest on the real cluster (the command in this process: one interpreter start less)
+    assert (
+        main(
+            [
+                "sweep",
+                str(files / "sweep.toml"),
+                "--out",
+                str(out),
+                "--resume",
+                "--scheduler",
+                cluster.address,
+            ]
+        )
+        == 0
     )
-    assert finished.returncode == 0, finished.stderr
-    assert "12 points, 0 failed" in finished.stdout
+    assert "12 points, 0 failed" in capsys.readouterr().out
     assert without_wall(out / "results.jsonl") == slow_reference
     after = {
         k: json.loads(line)["wall_s"]
@@ -513,6 +535,9 @@ def test_cli_errors_are_one_line(files: Path, capsys) -> None:
     assert capsys.readouterr().err.startswith("sriov: error: ")
     assert main(["sweep", str(files / "sweep.toml"), "--workers", "-1", "--out", str(files / "o")]) == 2
     assert "--workers must be an integer >= 0" in capsys.readouterr().err
+    (files / "a-file").write_text("")
+    assert main(["sweep", str(files / "sweep.toml"), "--workers", "0", "--out", str(files / "a-file")]) == 2
+    assert capsys.readouterr().err == f"sriov: error: --out {files / 'a-file'}: is not a folder\n"
 
 
 def test_the_api_returns_a_list_without_pandas(files: Path, monkeypatch) -> None:
