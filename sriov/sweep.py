@@ -29,12 +29,12 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from sriov.errors import ConfigError, SriovError
 from sriov.scenario import Scenario, from_document, read_toml
@@ -418,8 +418,9 @@ def make_row(
 # -- the results folder -------------------------------------------------------------------------------
 class Results:
     """``DIR/results.jsonl`` (the record), ``DIR/results.csv`` and ``DIR/sweep.json`` (which sweep
-    they belong to). Rows are appended as points finish; `finish` rewrites both files in point
-    order. A failed point's row is dropped when the sweep is resumed: the point runs again."""
+    they belong to). Made, it has checked the folder and read what a resume keeps, writing
+    nothing; `open` starts writing; rows are appended as points finish; `finish` rewrites both
+    files in point order. A failed point's row is dropped on resume: the point runs again."""
 
     def __init__(self, out: Path, sweep: Sweep, points: list[Point], resume: bool) -> None:
         self.out = out
@@ -455,14 +456,22 @@ class Results:
             raise SweepError(
                 f"{out} already holds sweep results: pass --resume to continue them, or choose another --out"
             )
+        self.manifest = manifest
+        self.identity = identity
+        self._jsonl_file: TextIO | None = None
+        self._csv_file: TextIO | None = None
+
+    def open(self) -> None:
+        """Start writing: the manifest, the rows kept so far in order (no half-written or failed
+        line remains), then the files open for appending."""
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            manifest.write_text(json.dumps(identity, indent=2) + "\n")
-            self._rewrite()  # what was kept, in order; no half-written or failed line remains
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.manifest.write_text(json.dumps(self.identity, indent=2) + "\n")
+            self._rewrite()
             self._jsonl_file = self.jsonl.open("a")
             self._csv_file = self.csv.open("a", newline="")
         except OSError as exc:
-            raise SweepError(f"--out {out}: cannot write: {exc.strerror}") from None
+            raise SweepError(f"--out {self.out}: cannot write: {exc.strerror}") from None
 
     def _read(self) -> dict[str, dict[str, Any]]:
         rows: dict[str, dict[str, Any]] = {}
@@ -487,6 +496,7 @@ class Results:
     def add(self, key: str, row: dict[str, Any]) -> None:
         """Record one finished point (appended and flushed at once)."""
         self.rows[key] = row
+        assert self._jsonl_file is not None and self._csv_file is not None, "open() first"
         self._jsonl_file.write(jsonl_line(row))
         self._jsonl_file.flush()
         self._csv_file.write(self._csv_lines([row], header=False))
@@ -499,7 +509,7 @@ class Results:
 
     def close(self) -> None:
         """Stop appending (what was written stays)."""
-        for f in (getattr(self, "_jsonl_file", None), getattr(self, "_csv_file", None)):
+        for f in (self._jsonl_file, self._csv_file):
             if f is not None:
                 f.close()
 
@@ -614,22 +624,23 @@ def execute(
     results = Results(Path(out), sweep, points, resume) if out is not None else None
     rows: dict[str, dict[str, Any]] = dict(results.rows) if results else {}
     todo = [p for p in points if p.key not in rows]
-    written: list[Path] = []
-    try:
+    with ExitStack() as stack:
+        if not todo:
+            outcomes: Iterator[Outcome] = iter(())
+        elif client is not None:
+            outcomes = _on_dask(client, todo, sweep.retries)
+        elif workers == 0 and scheduler is None:
+            outcomes = _serial(todo)
+        else:
+            own = stack.enter_context(_dask_client(scheduler, workers))
+            outcomes = _on_dask(own, todo, sweep.retries)
+        if results is not None:  # written only now: everything was checked, the cluster is there
+            results.open()
+            stack.callback(results.close)
         with _Progress(progress, sweep.name, len(points), len(points) - len(todo)) as bar:
-            if not todo:
-                pass
-            elif client is not None:
-                _consume(_on_dask(client, todo, sweep.retries), sweep, rows, results, bar)
-            elif workers == 0 and scheduler is None:
-                _consume(_serial(todo), sweep, rows, results, bar)
-            else:
-                with _dask_client(scheduler, workers) as own:
-                    _consume(_on_dask(own, todo, sweep.retries), sweep, rows, results, bar)
-    finally:
-        if results is not None:
-            results.close()
+            _consume(outcomes, sweep, rows, results, bar)
     ordered = [rows[p.key] for p in points]
+    written: list[Path] = []
     if results is not None:
         results.finish()
         from sriov.plots import write_sweep_plots
@@ -663,7 +674,7 @@ def _dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     if scheduler is not None:
         try:
             client = distributed.Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SweepError(f"--scheduler {scheduler}: cannot connect: {_describe(exc)}") from None
         with client:
             yield client

@@ -1,7 +1,9 @@
 """`sriov sweep` and `sriov.sweep`: sweep files, points, rows, resume, and Dask clusters.
 
 The real cluster is a `dask scheduler` and `dask worker` processes started here on 127.0.0.1
-(free ports, through a scheduler file) and stopped here. Points are tiny scenarios (hundreds of
+(free ports, through a scheduler file) and stopped here; they are run as
+``python -m distributed.cli.dask_scheduler`` / ``dask_worker``, the programs behind those two
+commands, with this interpreter. Points are tiny scenarios (hundreds of
 frames) so the file stays fast on a busy two-core machine.
 """
 
@@ -535,6 +537,11 @@ def test_cli_errors_are_one_line(files: Path, capsys) -> None:
     assert capsys.readouterr().err.startswith("sriov: error: ")
     assert main(["sweep", str(files / "sweep.toml"), "--workers", "-1", "--out", str(files / "o")]) == 2
     assert "--workers must be an integer >= 0" in capsys.readouterr().err
+    assert (
+        main(["sweep", str(files / "sweep.toml"), "--scheduler", "bogus://x", "--out", str(files / "o")]) == 2
+    )
+    assert capsys.readouterr().err.startswith("sriov: error: --scheduler bogus://x: cannot connect: ")
+    assert not (files / "o").exists(), "nothing written before the cluster answers"
     (files / "a-file").write_text("")
     assert main(["sweep", str(files / "sweep.toml"), "--workers", "0", "--out", str(files / "a-file")]) == 2
     assert capsys.readouterr().err == f"sriov: error: --out {files / 'a-file'}: is not a folder\n"
