@@ -16,6 +16,7 @@ from sriov.host import Host, Port, Vm
 from sriov.hw.clock import SimClock
 from sriov.hw.device import Device82599, PciFunction, PfFunction, VfFunction
 from sriov.hw.iommu import Iommu
+from sriov.sweep import sweep
 from sriov.traffic.capture import Capture, read_pcap, write_pcap, write_pcapng
 from sriov.traffic.synth import TrafficProfile, generate
 from sriov.wire import DropReason, RxResult, Wire
@@ -49,6 +50,7 @@ __all__ = [
     "Wire",
     "generate",
     "read_pcap",
+    "sweep",
     "write_pcap",
     "write_pcapng",
 ]

@@ -396,6 +396,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from sriov.sweep import main as sweep_main
+
+    return sweep_main(args.sweep, args.scheduler, args.workers, args.out, args.resume)
+
+
 # -- grammar, logging, main -----------------------------------------------------------------------
 def _version() -> str:
     from sriov import __version__, kernels
@@ -450,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--quick", action="store_true", help="smaller runs")
     b.set_defaults(func=_cmd_bench)
+    w = sub.add_parser("sweep", help="run a scenario many times, keys varied, on Dask (no file: the example)")
+    w.add_argument("sweep", nargs="?", help="sweep TOML file (default: the built-in rx-usecs x VF count)")
+    w.add_argument("--scheduler", help="submit to the Dask cluster at this address (tcp://HOST:8786)")
+    w.add_argument("--workers", type=int, help="local worker processes (default: the cores; 0: no Dask)")
+    w.add_argument("--out", help="results folder (default: sweep-NAME)")
+    w.add_argument("--resume", action="store_true", help="skip the points already in --out's results")
+    w.set_defaults(func=_cmd_sweep)
     return p
 
 

@@ -5,6 +5,8 @@ pool). The time axis covers only the span in which something happened (in ms, or
 run); a panel with nothing to show says so instead of drawing empty axes; a reason that dropped
 nothing gets no bar. A run that received only a few frames (a small capture spread over
 seconds) is drawn as cumulative counts with integer ticks, where rates would be spikes.
+
+A sweep's plots: each metric against the first axis, one line per value of the second.
 """
 
 from __future__ import annotations
@@ -199,3 +201,52 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _rates(
+    samples: list[dict[str, Any]], key: str, index: int, scale: float
+) -> tuple[list[float], list[float]]:
+    """Per-second rates of a cumulative counter between consecutive samples."""
+    times, rates = [], []
+    for prev, cur in itertools.pairwise(samples):
+        dt = (cur["t_ns"] - prev["t_ns"]) / 1e9
+        if dt <= 0:
+            continue
+        times.append(cur["t_ns"] / 1e6)
+        rates.append((cur[key][index] - prev[key][index]) / dt * scale)
+    return times, rates
+
+
+def write_sweep_plots(
+    rows: list[dict[str, Any]], axes: list[Any], metrics: list[str], out: Path
+) -> list[Path]:
+    """One PNG per metric (``sweep-METRIC.png``): the metric against the first axis, one line per
+    value of the second axis; the mean over seeds and further axes, failed points left out."""
+    plt = _pyplot()
+    first = axes[0]
+    second = axes[1] if len(axes) > 1 else None
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in first.values)
+    xs = list(first.values) if numeric else list(range(len(first.values)))
+    written = []
+    for metric in metrics:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for line in second.values if second is not None else [None]:
+            ys = []
+            for x in first.values:
+                picked = [
+                    r[metric] for r in rows
+                    if r["status"] == "ok" and r[metric] is not None and r[first.key] == x
+                    and (second is None or r[second.key] == line)
+                ]  # fmt: skip
+                ys.append(sum(picked) / len(picked) if picked else float("nan"))
+            ax.plot(xs, ys, "o-", label=None if second is None else f"{second.key} = {line}")
+        if not numeric:
+            ax.set_xticks(xs, [str(v) for v in first.values])
+        ax.set_xlabel(first.key)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} against {first.key}")
+        if second is not None:
+            ax.legend(fontsize="small")
+        ax.grid(alpha=0.3)
+        written.append(_save(plt, fig, out / f"sweep-{metric}.png"))
+    return written

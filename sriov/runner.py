@@ -1,9 +1,10 @@
 """Run a scenario: build the host it describes, offer its traffic to the wire, collect what each VM got.
 
-This is what `sriov run` does. Traffic is offered in chunks in arrival-time order; after each
-chunk the simulation clock advances to the chunk's last arrival, so interrupts, the PF's mailbox
-work and the guests' NAPI polls run where they fall in time, and every guest driver then drains
-its ring (`rx_poll`), as a guest that keeps up would.
+This is what `sriov run` does. Each port's frames arrive at their times through the simulation
+engine (`Host.run_traffic`): interrupts, the PF's mailbox work and the guests' NAPI polls run
+where they fall in time, and each guest's stack takes what NAPI hands it (kept for the captures,
+or dropped). A guest's own transmissions are clock events at their times; the host's stack polls
+the PF's ring every `PF_POLL_NS`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sriov.batch import Batch
+from sriov.drivers.napi import SINK
 from sriov.errors import ConfigError, MailboxError, SriovError
 from sriov.host import Host
 from sriov.hw import counters as C
@@ -28,8 +30,10 @@ from sriov.scenario import Scenario, TrafficSpec
 
 logger = logging.getLogger("sriov.run")
 
-CHUNK_NS = 20_000  # offer at most 20 us of wire time per chunk: a guest polls well before its ring fills
-MAX_CHUNK_FRAMES = 4096
+SEND_CHUNK_NS = 20_000  # a guest sends one transmit call per 20 us of its frames, at the first one's time
+WINDOW_NS = 100_000  # several ports' wires: offered in turn, 100 us of each at a time
+SLICE_FRAMES = 65_536  # frames per engine call (progress is reported between them)
+PF_POLL_NS = 20_000  # the host's stack polls the PF's ring this often (the model gives it no NAPI)
 PF_KEY = -1  # the PF's own pool in per-function maps
 SAMPLE_NS = 500_000  # throughput samples for the plots every 500 us of simulated time
 
@@ -264,8 +268,10 @@ class ScenarioRun:
     in ``warnings`` naming the scenario file and key; anything else wrong raises a ConfigError
     naming them."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, sc: Scenario, trace: bool = False) -> None:
+        """``trace``: record every VF's arrival and hand-off times (``nic.napi.trace``, for latencies)."""
         self.scenario = sc
+        self.trace = trace
         self.host = Host(seed=sc.seed)
         self.ports = {}
         self.nics: list[tuple[str, int, str, Any]] = []
@@ -297,6 +303,7 @@ class ScenarioRun:
                 self._configure_nic(key, self.ports[n.port], n, nic)
                 self.nics.append((n.port, n.vf, v.name, nic))
         self.host.clock.advance(1_000_000)  # let every bring-up message settle
+        self.ready_ns = self.host.clock.now  # the traffic comes after: rates count from here
         for w in self.warnings:
             logger.warning("%s", w)
 
@@ -358,7 +365,7 @@ class ScenarioRun:
                     f"(ip link set dev {port.name} vf {n.vf} trust on lifts it)"
                 )
                 self._warn(f"{key}.{what}", f"the PF applied {got.name} instead of {wanted.name}: {why}")
-        if n.rx_usecs:
+        if n.rx_usecs is not None:
             with self._key(f"{key}.rx_usecs"):
                 nic.set_coalesce(rx_usecs=n.rx_usecs)
         if n.ring_size != R.DEFAULT_RXD:
@@ -382,14 +389,17 @@ class ScenarioRun:
         keep_frames: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> dict[tuple[str, int], list[Batch]]:
-        """Offer every stream at once, interleaved in arrival-time order: a wire stream arrives at
-        its port, a sender stream (``sender`` = N) is handed to VF N's guest driver to transmit.
-        Every stream's first frame comes 1 us from now; guests drain their rings as time passes."""
+        """Offer every stream at once, in arrival-time order: a wire stream arrives at its port
+        (each port's streams merged by time) through the simulation engine, a sender stream
+        (``sender`` = N) is handed to VF N's guest driver to transmit, as clock events at its
+        times. Every stream's first frame comes 1 us from now. ``keep_frames``: keep a copy of
+        what every stack received (the captures) and of the frames dropped at the port."""
         clock = self.host.clock
         kept: dict[tuple[str, int], list[Batch]] = {}
         self._sample(force=True)  # the counters before any traffic: where the plots start
         base = clock.now + 1_000
-        cursors = []
+        wires: dict[str, list[Batch]] = {}
+        end = base
         for stream in streams:
             if not len(stream.batch):
                 continue
@@ -397,31 +407,63 @@ class ScenarioRun:
             # times moved to start at `base`; a frame stamped earlier than the one before it
             # (captures merged from several interfaces) arrives right after it, in file order
             ts = np.maximum.accumulate(b.timestamps_ns - int(b.timestamps_ns[0]) + base)
-            cursors.append([Batch(b.data, b.offsets, b.lengths, ts, validate=False), 0, stream])
-        while cursors:
-            cursor = min(cursors, key=lambda c: int(c[0].timestamps_ns[c[1]]))
-            shifted, start, stream = cursor
-            ts = shifted.timestamps_ns
-            stop = int(np.searchsorted(ts, ts[start] + CHUNK_NS, side="left"))
-            stop = min(max(stop, start + 1), start + MAX_CHUNK_FRAMES, len(shifted))
-            chunk = shifted[start:stop]
-            clock.run_until(int(ts[start]))
+            shifted = Batch(b.data, b.offsets, b.lengths, ts, validate=False)
+            end = max(end, int(ts[-1]))
             if stream.sender is not None:
-                self._transmit(self._nic(stream.port, stream.sender), chunk)
+                self._schedule_sends(self._nic(stream.port, stream.sender), shifted, progress)
             else:
-                result = self.ports[stream.port].wire.receive(chunk)
-                if keep_frames:
-                    self._keep_drops(stream.port, chunk, result)
-            clock.run_until(int(ts[stop - 1]))
-            self._drain(keep_frames, kept)
-            self._sample()
+                wires.setdefault(stream.port, []).append(shifted)
+        for port_name, vf, _vm, nic in self.nics:
+            if keep_frames:
+                store = kept.setdefault((port_name, vf), [])
+                nic.on_receive = lambda batch, store=store: store.append(batch.copy())
+            else:
+                nic.on_receive = SINK
+        ticker = self._tick(keep_frames, kept, end)
+        merged = {name: _merge(batches) for name, batches in wires.items()}
+        for port_name, piece in _windows(merged):
+            result = self.host.run_traffic(self.ports[port_name], piece, trace=self.trace)
+            if keep_frames:
+                self._keep_drops(port_name, piece, result)
             if progress is not None:
-                progress(stop - start)
-            cursor[1] = stop
-            if stop == len(shifted):
-                cursors.remove(cursor)
+                progress(len(piece))
+        clock.run_until(end)
+        ticker.cancel()
+        self._drain_pf(keep_frames, kept)
         self._sample(force=True)  # and after the last frame
         return kept
+
+    def _schedule_sends(self, nic: Any, batch: Batch, progress: Callable[[int], None] | None) -> None:
+        """The guest sends ``batch``: one clock event per `SEND_CHUNK_NS` of its frames, at the
+        first one's time (the transmit engine runs at each tail write)."""
+        ts = batch.timestamps_ns
+        start = 0
+        while start < len(batch):
+            stop = max(int(np.searchsorted(ts, ts[start] + SEND_CHUNK_NS, side="left")), start + 1)
+            chunk = batch[start:stop]
+
+            def send(chunk: Batch = chunk) -> None:
+                self._transmit(nic, chunk)
+                if progress is not None:
+                    progress(len(chunk))
+
+            self.host.clock.schedule_at(int(ts[start]), send)
+            start = stop
+
+    def _tick(self, keep: bool, kept: dict[tuple[str, int], list[Batch]], end: int) -> _Ticker:
+        """Every `PF_POLL_NS` until ``end``: the host's stack takes the PF pool's frames, and the
+        counters are sampled for the plots."""
+        clock = self.host.clock
+        ticker = _Ticker()
+
+        def tick() -> None:
+            self._drain_pf(keep, kept)
+            self._sample()
+            if clock.now < end:
+                ticker.handle = clock.schedule(PF_POLL_NS, tick)
+
+        ticker.handle = clock.schedule(PF_POLL_NS, tick)
+        return ticker
 
     def _nic(self, port_name: str, vf: int) -> Any:
         return next(nic for p, v, _vm, nic in self.nics if p == port_name and v == vf)
@@ -464,17 +506,59 @@ class ScenarioRun:
                                       int(pool[C.POOL["tx_packets"]]))  # fmt: skip
         self.samples.append(row)
 
-    def _drain(self, keep: bool, kept: dict[tuple[str, int], list[Batch]]) -> None:
-        """Every guest (and the host's own stack, on the PF's pool) takes what its ring holds."""
-        drivers = [(p, vf, nic) for p, vf, _vm, nic in self.nics]
-        drivers += [(name, PF_KEY, port.pf) for name, port in self.ports.items()]
-        for port_name, vf, driver in drivers:
+    def _drain_pf(self, keep: bool, kept: dict[tuple[str, int], list[Batch]]) -> None:
+        """The host's own stack takes what the PF pool's ring holds."""
+        for name, port in self.ports.items():
             while True:
-                frames = driver.rx_poll(budget=256)
+                frames = port.pf.rx_poll(budget=256)
                 if frames is None or not len(frames):
                     break
                 if keep:
-                    kept.setdefault((port_name, vf), []).append(frames.compact())
+                    kept.setdefault((name, PF_KEY), []).append(frames.copy())
+
+
+class _Ticker:
+    """The pending event of `ScenarioRun._tick` (each tick schedules the next)."""
+
+    handle: Any = None
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+
+
+def _merge(batches: list[Batch]) -> Batch:
+    """One port's streams as one batch in arrival order (ties in stream order)."""
+    if len(batches) == 1:
+        return batches[0]
+    both = _concat(batches)
+    order = np.argsort(both.timestamps_ns, kind="stable")
+    return Batch(
+        both.data, both.offsets[order], both.lengths[order], both.timestamps_ns[order], validate=False
+    )
+
+
+def _windows(merged: dict[str, Batch]) -> Iterator[tuple[str, Batch]]:
+    """The ports' batches as engine calls: one port's in slices of `SLICE_FRAMES`; several ports'
+    in turn, `WINDOW_NS` of each at a time (exact within a port, interleaved by window across
+    ports). A slice never splits the frames of one instant."""
+    step = None if len(merged) == 1 else WINDOW_NS
+    cursors = dict.fromkeys(merged, 0)
+    while cursors:
+        name = min(cursors, key=lambda k: int(merged[k].timestamps_ns[cursors[k]]))
+        batch, start = merged[name], cursors[name]
+        ts = batch.timestamps_ns
+        stop = min(start + SLICE_FRAMES, len(batch))
+        if step is not None:
+            stop = min(stop, int(np.searchsorted(ts, ts[start] + step, side="left")))
+        while start + 1 < stop < len(batch) and ts[stop] == ts[stop - 1]:
+            stop -= 1
+        stop = max(stop, start + 1)
+        yield name, batch[start:stop]
+        if stop == len(batch):
+            del cursors[name]
+        else:
+            cursors[name] = stop
 
 
 MAX_VF_MC_ENTRIES = 30  # ixgbevf passes at most 30 multicast hashes (IXGBE_MAX_VF_MC_ENTRIES)
@@ -517,13 +601,15 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     strict: bool = False,
     lenient: bool = False,
+    trace: bool = False,
 ) -> tuple[RunReport, ScenarioRun, dict[tuple[str, int], list[Batch]]]:
     """Build the scenario's host, offer its traffic (or ``pcap`` to its first port), report.
 
     The traffic is read (or generated) before the host is built, so a bad capture fails at once.
     ``strict``: raise `StrictError` before offering any traffic when the model downgraded or
     refused a request (the report's ``warnings``). ``lenient``: read captures as tshark does,
-    taking records longer than the file's snaplen (and the frames before any damage)."""
+    taking records longer than the file's snaplen (and the frames before any damage). ``trace``:
+    keep each VF's arrival/hand-off times in ``nic.napi.trace`` (latency figures; slower)."""
     if pcap is not None:
         specs = [TrafficSpec(port=sc.ports[0].name, pcap=pcap)]
         keys = ["--pcap"]
@@ -544,7 +630,7 @@ def run(
         batches.append((s.port, s.vf, batch))
     t_traffic = time.perf_counter() - t1
     t0 = time.perf_counter()
-    built = ScenarioRun(sc)
+    built = ScenarioRun(sc, trace=trace)
     t_build = time.perf_counter() - t0
     warnings += built.warnings
     if strict and warnings:

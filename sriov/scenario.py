@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sriov.drivers.coalesce import ADAPTIVE
 from sriov.errors import ConfigError
 from sriov.hw import regs as R
 
@@ -72,7 +73,7 @@ class NicSpec:
     mtu: int = 1500
     promisc: bool = False
     allmulti: bool = False
-    rx_usecs: int = 0
+    rx_usecs: int | None = None  # None: the driver's default (adaptive); 0 is off
     ring_size: int = R.DEFAULT_RXD
 
 
@@ -206,6 +207,15 @@ def _list_of(item: Callable[[_Ctx, str, Any], Any]) -> Callable[[_Ctx, str, Any]
     return check
 
 
+def _rx_usecs(ctx: _Ctx, key: str, v: Any) -> int:
+    """``ethtool -C rx-usecs``: 0 off, 1 or "adaptive" adaptive (ixgbevf's encoding), 2..1022 fixed."""
+    if v == "adaptive":
+        return ADAPTIVE
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 1022:
+        raise ctx.fail(key, f'{v!r} is not allowed (an integer in 0..1022, or "adaptive")')
+    return v
+
+
 def _table(ctx: _Ctx, key: str, v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise ctx.fail(key, f"must be a table, got {type(v).__name__}")
@@ -215,11 +225,21 @@ def _table(ctx: _Ctx, key: str, v: Any) -> dict[str, Any]:
 # -- parsing --------------------------------------------------------------------------------------
 def parse(text: str, source: str = "<scenario>") -> Scenario:
     """Parse and validate scenario TOML text."""
-    ctx = _Ctx(source)
+    return from_document(read_toml(text, source), source)
+
+
+def read_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text as a document (dict); a syntax error names ``source``."""
     try:
-        doc = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+
+
+def from_document(doc: dict[str, Any], source: str) -> Scenario:
+    """Validate a scenario document (TOML already parsed: a sweep derives its points this way);
+    ``source`` names it in errors, and relative pcap paths resolve against its folder."""
+    ctx = _Ctx(source)
     top = _take(ctx, doc, "", {
         "name": _str, "seed": _int(0, 2**63 - 1), "batch_frames": _int(1, 1 << 20),
         "port": _list_of(_table), "vm": _list_of(_table), "traffic": _list_of(_table),
@@ -272,7 +292,7 @@ def _parse_vm(ctx: _Ctx, key: str, raw: Any) -> VmSpec:
             "port": _str, "vf": _int(0, R.MAX_VFS - 1), "mac": _unicast_mac,
             "vlans": _list_of(_int(1, 4095)), "multicast": _list_of(_multicast_mac),
             "mtu": _int(68, R.MAX_JUMBO_FRAME_SIZE - 18), "promisc": _bool,
-            "allmulti": _bool, "rx_usecs": _int(0, 1022), "ring_size": _int(R.MIN_RXD, R.MAX_RXD),
+            "allmulti": _bool, "rx_usecs": _rx_usecs, "ring_size": _int(R.MIN_RXD, R.MAX_RXD),
         }, required=("port", "vf"))  # fmt: skip
         if "ring_size" in a and a["ring_size"] % R.REQ_RX_DESCRIPTOR_MULTIPLE:
             raise ctx.fail(f"{key}.nic[{j}].ring_size", f"{a['ring_size']} is not a multiple of 8")

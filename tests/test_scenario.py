@@ -98,3 +98,32 @@ vf = 0
         parse(text, "s.toml")
     sc = parse(text.replace("vf = 0\n  [traffic", "vf = 1\n  [traffic"), "s.toml")
     assert sc.traffic[1].vf == 1 and sc.traffic[0].vf is None
+
+
+RX_USECS = """
+[[port]]
+name = "eth0"
+num_vfs = 1
+[[vm]]
+name = "a"
+  [[vm.nic]]
+  port = "eth0"
+  vf = 0
+  rx_usecs = {value}
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("50", 50), ('"adaptive"', 1)])
+def test_rx_usecs_is_applied_including_zero_and_adaptive(value: str, expected: int) -> None:
+    """`rx_usecs = 0` turns moderation off (ethtool -C rx-usecs 0); it used to be taken as "not set",
+    leaving the driver's adaptive default. "adaptive" is ixgbevf's rx-usecs 1."""
+    from sriov.runner import ScenarioRun
+
+    built = ScenarioRun(parse(RX_USECS.format(value=value)))
+    nic = built.nics[0][3]
+    assert nic.rx_usecs == expected
+
+
+def test_rx_usecs_names_what_is_allowed() -> None:
+    with pytest.raises(ScenarioError, match=r'vm\[0\]\.nic\[0\]\.rx_usecs: .*"adaptive"'):
+        parse(RX_USECS.format(value='"fast"'))
