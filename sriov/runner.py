@@ -30,12 +30,12 @@ from sriov.scenario import Scenario, TrafficSpec
 
 logger = logging.getLogger("sriov.run")
 
-SEND_CHUNK_NS = 20_000  # a guest sends one transmit call per 20 us of its frames, at the first one's time
+SEND_CHUNK_NS = 100_000  # a guest sends one transmit call per 100 us of its frames, at the first one's time
 WINDOW_NS = 100_000  # several ports' wires: offered in turn, 100 us of each at a time
 SLICE_FRAMES = 65_536  # frames per engine call (progress is reported between them)
-PF_POLL_NS = 20_000  # the host's stack polls the PF's ring this often (the model gives it no NAPI)
+PF_POLL_NS = 200_000  # the host's stack polls the PF's ring this often (the model gives it no NAPI)
 PF_KEY = -1  # the PF's own pool in per-function maps
-SAMPLE_NS = 500_000  # throughput samples for the plots every 500 us of simulated time
+SAMPLE_NS = 1_000_000  # throughput samples for the plots every 1 ms of simulated time
 
 
 _COUNTERS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
@@ -507,8 +507,13 @@ class ScenarioRun:
         self.samples.append(row)
 
     def _drain_pf(self, keep: bool, kept: dict[tuple[str, int], list[Batch]]) -> None:
-        """The host's own stack takes what the PF pool's ring holds."""
+        """The host's own stack takes what the PF pool's ring holds (drops it, unless kept)."""
         for name, port in self.ports.items():
+            ring = port.pf.rx_ring
+            if not keep:
+                if ring is not None and port.pf.is_up:
+                    ring.discard()
+                continue
             while True:
                 frames = port.pf.rx_poll(budget=256)
                 if frames is None or not len(frames):
