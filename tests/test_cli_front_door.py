@@ -480,7 +480,6 @@ def _frame_index(frame: bytes) -> int:
     return int.from_bytes(bytes(eth.data.data.data[:8]), "big")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="arrival times come with the engine")
 def test_default_run_captures_carry_arrival_times(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Read with another library (dpkt): every capture of the default run has increasing timestamps,
     and a frame that came in on the wire is stamped with its arrival time at the port."""
