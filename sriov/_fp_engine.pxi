@@ -666,7 +666,7 @@ cdef class Vector:
         if nic is not None:
             self.injected += 1
             if isinstance(nic, NicState):
-                (<NicState>nic)._msix(self.number)
+                (<NicState>nic).msix_c(self.number)
             else:
                 _bump_epoch()
                 nic._msix(self.number)
@@ -681,6 +681,9 @@ cdef uint32_t _ENG_EICR_W = _R.EICR // 4
 cdef uint32_t _ENG_GCR_EXT_W = _R.GCR_EXT // 4
 cdef uint32_t _ENG_VT_CTL_W = _R.VT_CTL // 4
 cdef uint32_t _ENG_VT_ENABLE = _R.VT_CTL_VT_ENABLE
+cdef uint32_t _ENG_VFRE_W = _R.VFRE(0) // 4
+if _R.VFRE(1) != _R.VFRE(0) + 4:
+    raise ImportError("sriov._fastpath: VFRE(1) no longer follows VFRE(0); update _fp_engine.pxi")
 cdef uint32_t _ENG_LINKS_W = _R.LINKS // 4
 cdef uint32_t _ENG_LINKS_UP = _R.LINKS_UP
 cdef uint32_t _ENG_VT_MODE_MASK = _R.GCR_EXT_VT_MODE_MASK
@@ -748,9 +751,13 @@ cdef class IrqRouter:
         run of frames may go up to that event."""
         cdef Vector v
         cdef int p, pools
+        cdef uint64_t receiving
         self._refresh_qpp()
         pools = 64 if self.regs[_ENG_VT_CTL_W] & _ENG_VT_ENABLE else 1
+        receiving = <uint64_t>self.regs[_ENG_VFRE_W] | (<uint64_t>self.regs[_ENG_VFRE_W + 1] << 32)
         for p in range(pools):
+            if pools > 1 and not (receiving >> p) & 1:
+                continue  # a pool with receive disabled gets no frame
             v = self.vector_of(p * self.qpp if pools > 1 else 0)
             if (v is not None and not v.pending and (v.nic is not None or v.handler is not None)
                     and not v.masked_now()):

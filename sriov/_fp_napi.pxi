@@ -121,14 +121,31 @@ cdef class RxRingState:
             self._bind_tail()
 
     cdef object _poll(self, Py_ssize_t budget):
-        cdef RxRingCore rc
-        cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, count, stop, frames, used = 0, wrap = -1
-        cdef uint64_t nbytes = 0
-        cdef bint unwritten = False
+        cdef Py_ssize_t frames
         cdef tuple views
         if budget == 0 or not self.running:
             self.last_frames = 0
             return self._poll_idle()
+        frames = self._take(budget)
+        if frames != self._view_frames:  # NAPI polls take the same number most of the time
+            cached = self._view_cache.get(frames)
+            if cached is None:
+                self._make_views(frames)
+            else:
+                self._views = cached
+                self._view_frames = frames
+        views = self._views
+        self.last_vlan = views[1]
+        return views[0]
+
+    cdef Py_ssize_t _take(self, Py_ssize_t budget) except -1:
+        """`_poll`'s work without the views (a running ring, budget > 0): refill, scan, the
+        indices and counters; the frames' offsets, lengths, VLANs and times are in the ring's
+        output arrays. What a stack that drops the frames (`sink`) needs."""
+        cdef RxRingCore rc
+        cdef Py_ssize_t ntu = self._ntu, ntc = self._ntc, count, stop, frames, used = 0, wrap = -1
+        cdef uint64_t nbytes = 0
+        cdef bint unwritten = False
         # refill (the last poll's buffers), tail, scan: one call (ixgbevf_clean_rx_irq's order)
         core = self._core
         if type(core) is RxRingCore:
@@ -156,18 +173,9 @@ cdef class RxRingState:
         else:
             self._ntc = (ntc + used) % count
         self.last_bytes = nbytes
-        if frames != self._view_frames:  # NAPI polls take the same number most of the time
-            cached = self._view_cache.get(frames)
-            if cached is None:
-                self._make_views(frames)
-            else:
-                self._views = cached
-                self._view_frames = frames
-        views = self._views
-        self.last_vlan = views[1]
         self.frames += frames
         self.last_frames = frames
-        return views[0]
+        return frames
 
 
 from cpython.ref cimport PyObject
@@ -244,29 +252,38 @@ cdef class NicState:
     def __cinit__(self):
         self._irq_counts = []
 
-    cpdef _msix(self, vector):
+    def _msix(self, vector):
         """An MSI-X vector injected by the hypervisor: counted; the mailbox vector goes to
         ``_msix_other`` (``ixgbevf_msix_other``), a queue vector schedules NAPI
         (``ixgbevf_msix_clean_rings``: NAPI re-enables the vector when its cycle completes)."""
+        self.msix_c(vector)
+
+    # cdef, not cpdef: the engine calls it for every interrupt, and a cpdef method of a class that
+    # Python subclasses looks itself up on the instance at each call (a bound method each time)
+    cdef int msix_c(self, object vector) except -1:
         counts = self._irq_counts
         if not 0 <= vector < len(counts):
-            return
+            return 0
         counts[vector] += 1
         if vector == self._mbx_vector:
             _bump_epoch()
             self._msix_other(vector)
-            return
+            return 0
         napi = self.napi
         if isinstance(napi, NapiCore):
-            (<NapiCore>napi).interrupt(vector)
+            (<NapiCore>napi).interrupt_c(vector)
         else:
             _bump_epoch()
             napi.interrupt(vector)
+        return 0
 
 
 def sink(batch):
     """The guest stack that drops what it receives (``nic.on_receive = sink``): NAPI's polls take
     the frames and give their buffers back; no Python call is made for it."""
+
+
+cdef object _SINK = sink  # (a C global: compared on every poll)
 
 
 cdef uint32_t _NAPI_VTEICR_W = _R.VTEICR // 4
@@ -346,21 +363,25 @@ cdef class NapiCore:
             self._per_frame = value.per_frame_ns
         self._config = value
 
-    cpdef interrupt(self, Py_ssize_t vector):
+    def interrupt(self, Py_ssize_t vector):
         """The queue vector's handler (``ixgbevf_msix_clean_rings``): schedule a poll cycle."""
+        self.interrupt_c(vector)
+
+    cdef int interrupt_c(self, Py_ssize_t vector) except -1:
         nic = self._nic
         ns = self._ns
         clock = _nic_clock(nic, ns)
         if self.trace is not None:
             self.trace.interrupt(clock.now)
         if not self.enabled or self.scheduled or not _nic_up(nic, ns):
-            return
+            return 0
         ring = _nic_ring(nic, ns)
         if ring is None:
-            return
+            return 0
         self.vector = vector
         self.scheduled = True
         self._poll_ring(nic, ring, <SimClock?>clock)  # the softirq runs as the hard interrupt returns
+        return 0
 
     cpdef _cancel_end(self):
         """Forget the pending poll end (the ring was reset or stopped)."""
@@ -372,8 +393,13 @@ cdef class NapiCore:
         clock, hand the frames to the stack."""
         cdef Py_ssize_t took
         cdef uint64_t nbytes
+        callback = self._ns.on_receive if self._ns is not None else nic.on_receive
+        batch = None
         if isinstance(ring, RxRingState):
-            batch = (<RxRingState>ring)._poll(self._budget)
+            if callback is _SINK and (<RxRingState>ring).running and self._budget:
+                (<RxRingState>ring)._take(self._budget)  # a stack that drops: no views needed
+            else:
+                batch = (<RxRingState>ring)._poll(self._budget)
             took = (<RxRingState>ring).last_frames
             nbytes = (<RxRingState>ring).last_bytes
         else:
@@ -394,8 +420,7 @@ cdef class NapiCore:
             self._cycle_bytes += nbytes
             if self.trace is not None:
                 self._record_taken(clock._now + self._overhead, took)  # the poll took no clock time yet
-            callback = self._ns.on_receive if self._ns is not None else nic.on_receive
-            if callback is sink:
+            if callback is _SINK:
                 return
             _bump_epoch()
             if callback is not None:  # the guest stack's hand-off
@@ -413,7 +438,7 @@ cdef class NapiCore:
             self.scheduled = False
             return 0
         if self._took < self._budget:
-            self._complete(ring)
+            self._complete_c(ring)
             return 0
         self._poll_ring(nic, ring, <SimClock?>_nic_clock(nic, ns))  # budget used up: the vector stays masked
         return 0
@@ -421,18 +446,19 @@ cdef class NapiCore:
     cdef _bind_vectors(self, fn):
         """The function's engine vectors and register words (once: a driver keeps its function)."""
         cdef uint32_t[::1] mv
+        if self._msix_obj is not None:
+            return
         msix = fn.msix
-        if msix is not self._msix_obj:
-            mv = msix.regs
-            self._words = &mv[0]
-            self._regs_obj = msix.regs
-            self._vectors = msix.vectors
-            self._msix_obj = msix
+        mv = msix.regs
+        self._words = &mv[0]
+        self._regs_obj = msix.regs
+        self._vectors = msix.vectors
+        self._msix_obj = msix
 
-    cpdef _complete(self, ring):
-        """The cycle's last poll took less than the budget: refill (the poll's buffers go back to
-        the device, one tail write), ``napi_complete_done``, adaptive ITR (rx-usecs
-        ``adaptive_usecs``), ``ixgbevf_irq_enable_queues`` (VTEIMS = the vector's bit)."""
+    cdef int _complete_c(self, ring) except -1:
+        # The cycle's last poll took less than the budget: refill (the poll's buffers go back to the
+        # device, one tail write), napi_complete_done, adaptive ITR (rx-usecs adaptive_usecs),
+        # ixgbevf_irq_enable_queues (VTEIMS = the vector's bit).
         cdef Vector vec
         cdef uint32_t bit = 1u << self.vector
         nic = self._nic
@@ -446,17 +472,21 @@ cdef class NapiCore:
         fn = ns.function if ns is not None else nic.function
         self._bind_vectors(fn)
         if (ns.rx_usecs if ns is not None else nic.rx_usecs) == self.adaptive_usecs:
-            self._update_itr()
+            self._update_itr_c()
         # VTEIMS = bit: the register write's effect (VfInterrupts.write), without the trip through it
         self._words[_NAPI_VTEIMS_W] |= bit
         vec = <Vector>self._vectors[self.vector]
         if self._words[_NAPI_VTEICR_W] & bit:
             vec.pending = True
         vec.unmask()
+        return 0
 
-    cpdef _update_itr(self):
+    def _update_itr(self):
         """``ixgbevf_set_itr`` from what this vector's ring moved since the last update (the rule
         of ``sriov.drivers.coalesce.adaptive_itr``, RX only); VTEITR written when the ITR changes."""
+        self._update_itr_c()
+
+    cdef int _update_itr_c(self) except -1:
         cdef int rx = _latency_range(self.itr, self.rx_range, self._cycle_bytes, self._cycle_packets)
         cdef int tx = _latency_range(self.itr, self.tx_range, 0, 0)
         cdef int worst = rx if rx > tx else tx
@@ -475,6 +505,7 @@ cdef class NapiCore:
             value = (itr & _NAPI_MAX_EITR) | _EITR_CNT_WDIS
             self._words[_NAPI_VTEITR0_W + self.vector] = value & ~_EITR_CNT_WDIS
             (<Vector>self._vectors[self.vector]).write_eitr(value)
+        return 0
 
     # the subclass's part
     def _record_taken(self, start, took):  # pragma: no cover - Napi defines it

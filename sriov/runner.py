@@ -35,6 +35,7 @@ WINDOW_NS = 100_000  # several ports' wires: offered in turn, 100 us of each at 
 SLICE_FRAMES = 65_536  # frames per engine call (progress is reported between them)
 PF_POLL_NS = 200_000  # the host's stack polls the PF's ring this often (the model gives it no NAPI)
 PF_KEY = -1  # the PF's own pool in per-function maps
+SETTLE_NS = 2_000_000  # after the last frame: the longest EITR interval (1.05 ms), its poll, its completion
 SAMPLE_NS = 1_000_000  # throughput samples for the plots every 1 ms of simulated time
 
 
@@ -427,7 +428,7 @@ class ScenarioRun:
                 self._keep_drops(port_name, piece, result)
             if progress is not None:
                 progress(len(piece))
-        clock.run_until(end)
+        clock.run_until(end + SETTLE_NS)  # the guests take what is still in their rings
         ticker.cancel()
         self._drain_pf(keep_frames, kept)
         self._sample(force=True)  # and after the last frame

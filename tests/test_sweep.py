@@ -393,7 +393,8 @@ def test_the_progress_bar_counts_points_and_failures(files: Path, capsys) -> Non
     rows, _ = execute(files / "sweep.toml", workers=0, progress=True)
     assert [r["status"] for r in rows] == ["ok", "failed"]
     assert rows[0]["frames_offered"] == 3, "capture paths in axes are relative to the sweep file"
-    assert rows[1]["error"].startswith("CaptureError: ") and "missing.pcap" in rows[1]["error"]
+    assert rows[1]["error"].startswith("ConfigError: ") and "traffic[0].pcap" in rows[1]["error"]
+    assert "missing.pcap" in rows[1]["error"]
     err = capsys.readouterr().err
     assert "2/2" in err and "1 failed" in err
 
@@ -420,7 +421,7 @@ def test_failed_points_are_recorded_then_run_again_on_resume(files: Path, cluste
     with client_of(cluster, 2) as client:
         rows, _ = execute(files / "sweep.toml", client, out=files / "out")
         assert [r["status"] for r in rows] == ["failed", "failed"]
-        assert all("CaptureError" in r["error"] and "missing.pcap" in r["error"] for r in rows)
+        assert all("traffic[0].pcap" in r["error"] and "missing.pcap" in r["error"] for r in rows)
         assert rows[0]["frames_offered"] is None
         again, _ = execute(files / "sweep.toml", client, out=files / "out", resume=True)
     assert len(again) == 2 and len((files / "out" / "results.jsonl").read_text().splitlines()) == 2
