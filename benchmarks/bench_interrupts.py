@@ -119,7 +119,7 @@ def test_hook_call_on_a_held_vector(benchmark, form: str) -> None:
 #        poll + 50 ns per frame of simulated time) into a counting stack; after each batch the
 #        clock runs over the batch's wire time plus 100 us, so every interrupt fires and drains.
 #   exact: frames offered with `Host.run_traffic` at their arrival times (every clock event in
-#        its place); chunk20: the same in 20 us chunks of wire time (both without latency traces).
+#        its place) (without latency traces).
 VFS = 8
 PER_VF = 511
 
@@ -189,16 +189,15 @@ def run_full(mode: str, host, port, nics, batch, rounds: int) -> int:
             now = clock.now
             port.wire.receive(batch)
             clock.run_until(now + span + 100_000)
-        else:
-            chunk = 20_000 if mode == "chunk20" else 0
-            host.run_traffic(port, batch, start_ns=clock.now + 1, chunk_ns=chunk, trace=False)
+        else:  # "exact": every frame at its time through the engine
+            host.run_traffic(port, batch, start_ns=clock.now + 1, trace=False)
             clock.advance(100_000)
     if mode not in ("off", "off64"):
         got = sum(n.napi.counters["rx_stack_packets"] for n in nics) - before
     return got
 
 
-FULL_CASES = [("off", 0), ("off64", 0), ("on", 0), ("on", 50), ("on", 1), ("exact", 50), ("chunk20", 50)]
+FULL_CASES = [("off", 0), ("off64", 0), ("on", 0), ("on", 50), ("on", 1), ("exact", 50)]
 
 
 @pytest.mark.parametrize("vfs", [1, VFS])

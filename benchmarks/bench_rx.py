@@ -287,15 +287,14 @@ def moderated_cycle(rig: RxRig, batch: Batch, rx_usecs: int):
     n = len(batch)
     wire_ns = sum((int(x) + 24) * 8 // 10 for x in batch.lengths)  # + FCS, preamble, IFG at 10 GbE
     clock = rig.dev.clock
-    enable = [fn.msix.vector_writes for fn in fns]  # what each driver's VTEIMS write does
 
     def cycle(k: int = 1) -> None:
         for _ in range(k):
             burst(n)
             clock.advance(wire_ns)
             refill_all(rig)
-            for writes in enable:
-                writes(1)
+            for fn in fns:
+                fn.write32(R.VTEIMS, 1)  # the driver's re-enable
 
     return cycle
 

@@ -49,7 +49,9 @@ class RxRingCore:
         offsets: npt.NDArray[np.int64],
         lengths: npt.NDArray[np.uint32],
         vlans: npt.NDArray[np.uint16],
+        timestamps: npt.NDArray[np.int64] | None = None,
     ) -> None: ...
+    def bind_arrivals(self, arrivals: npt.NDArray[np.int64] | None) -> None: ...
     def repost(self, start: int, stop: int) -> int: ...
     def harvest(self, ntc: int, budget: int) -> tuple[int, int, int]: ...
 
@@ -57,7 +59,7 @@ class RxKernel:
     """The receive flow of one port, bound once to the device's arrays."""
 
     queue_frames: npt.NDArray[np.uint32]
-    notify: bool  # the last call wrote to a queue whose interrupt cause is not held yet
+    written: list[int]  # the PF queues the last call wrote frames to, ascending
     block: int  # frames per block of the kernel's two passes (1..32); no result depends on it
     def __init__(self, device: object) -> None: ...
     def receive(
@@ -116,7 +118,7 @@ class TxKernel:
     ) -> None: ...
     def run(self, first: int, last: int, now_ns: int) -> int: ...
 
-# -- the simulation clock (sriov/_fp_clock.pxi; twin in sriov.golden.clock) --------------------------
+# -- the simulation engine (sriov/_fp_engine.pxi; twin in sriov.golden.engine) ---------------------
 class EventHandle:
     """What `SimClock.schedule` returns: lets the scheduler cancel the event."""
 
@@ -125,23 +127,89 @@ class EventHandle:
     def cancel(self) -> None: ...
 
 class SimClock:
-    """Simulated time in integer nanoseconds with an event queue."""
+    """Simulated time in integer nanoseconds and the one queue of events (the engine)."""
 
     events_run: int
     def __init__(self, start_ns: int = 0) -> None: ...
     @property
     def now(self) -> int: ...
-    @property
-    def run_target(self) -> int: ...
     def schedule(self, delay_ns: int, action: Callable[[], object]) -> EventHandle: ...
     def schedule_at(self, time_ns: int, action: Callable[[], object]) -> EventHandle: ...
     def next_event_time(self) -> int | None: ...
     def pending(self) -> int: ...
-    def take(self, handle: EventHandle) -> bool: ...
     def advance(self, ns: int) -> None: ...
     def run_until(self, time_ns: int) -> None: ...
     def run_before(self, time_ns: int) -> None: ...
     def run_pending(self, limit_ns: int = ...) -> None: ...
+    def run_frames(
+        self,
+        kernel: RxKernel,
+        router: IrqRouter,
+        data: npt.NDArray[np.uint8],
+        offsets: npt.NDArray[np.int64],
+        lengths: npt.NDArray[np.uint32],
+        timestamps: npt.NDArray[np.int64],
+        selected: npt.NDArray[np.uint64],
+        delivered: npt.NDArray[np.uint64],
+        reasons: npt.NDArray[np.uint8],
+        queue_frames: npt.NDArray[np.int64],
+        min_latency_ns: int,
+        max_run: int = 0,
+    ) -> tuple[int, int]: ...
+
+class Vector:
+    """One MSI-X vector: EITR timing and message; mask, cause, auto-mask are its registers."""
+
+    number: int
+    interval_ns: int
+    last_fire: int
+    fired: int
+    delivered: int
+    injected: int
+    latency_ns: int
+    pending: bool
+    in_flight: bool
+    timer_due: int
+    on_fire: Callable[[], object] | None
+    handler: Callable[[int], object] | None
+    nic: object
+    def __init__(
+        self,
+        clock: SimClock,
+        regs: npt.NDArray[np.uint32],
+        number: int,
+        icr: int = -1,
+        icr_bit: int = 0,
+        ims: int = -1,
+        ims_bit: int = 0,
+        iam: int = -1,
+        iac: int = -1,
+        iac_bit: int = 0,
+        always_clear: bool = False,
+        on_fire: Callable[[], object] | None = None,
+    ) -> None: ...
+    @property
+    def masked(self) -> bool: ...
+    @property
+    def auto_mask(self) -> bool: ...
+    def raise_cause(self) -> None: ...
+    def unmask(self) -> None: ...
+    def mask(self) -> None: ...
+    def clear_cause(self) -> None: ...
+    def reprogram(self, interval_ns: int, reset_counter: bool) -> None: ...
+    def write_eitr(self, value: int) -> None: ...
+    def reset(self) -> None: ...
+    def signal(self) -> None: ...
+
+class IrqRouter:
+    """A port's queue completions to the vectors their (VT)IVAR entries name."""
+
+    unrouted: npt.NDArray[np.int64]
+    device: object
+    def __init__(self, device: object) -> None: ...
+    def attach(self, vf_vectors: list[list[Vector]], pf_vectors: list[Vector]) -> None: ...
+    def raise_queues(self, queues: Iterable[int], tx: bool = False) -> None: ...
+    def raise_written(self, kernel: object) -> None: ...
 
 # -- the receive poll and NAPI's poll cycle (sriov/_fp_napi.pxi; twins in sriov.golden.napi) -------
 class RxRingState:
@@ -163,32 +231,12 @@ class NapiCore:
     trace: object
     enabled: bool
     scheduled: bool
-    chain: bool
     vector: int
     config: object
-
-def written_queues(counts: object, limit: int) -> list[int] | None: ...
-
-class VfFire:
-    """What a VF queue vector does when it fires (auto-clear, auto-mask, the MSI-X message)."""
-
-    def __init__(
-        self,
-        words: npt.NDArray[np.uint32],
-        vector: int,
-        fn: object,
-        w_icr: int,
-        w_ims: int,
-        w_iac: int,
-        w_iam: int,
-    ) -> None: ...
-    def __call__(self) -> None: ...
-
-class MsixDeliver:
-    """The clock event that delivers one MSI-X vector of a PCI function to its handler."""
-
-    def __init__(self, fn: object, vector: int) -> None: ...
-    def __call__(self) -> None: ...
+    itr: int
+    rx_range: int
+    tx_range: int
+    def interrupt(self, vector: int) -> None: ...
 
 class NicState:
     """What NAPI reads of a VF driver's interface on every poll (the base of VfNic)."""
@@ -204,80 +252,7 @@ class NicState:
     _irq_counts: list[int]
     def _msix(self, vector: int) -> None: ...
 
-# -- a queue vector's moderator (sriov/_fp_irq.pxi; twin in sriov.golden.irq) -----------------------
-class QueueVector:
-    """A queue vector's EITR moderator with the armed tables of the datapath's hook skip."""
-
-    NEVER: int
-    clock: object
-    send: Callable[[], object]
-    interval_ns: int
-    last_fire: int
-    fired: int
-    masked: bool
-    pending: bool
-    auto_mask: bool
-    armed: list[int]
-    armed_tx: list[int]
-    armed_table: npt.NDArray[np.int64]
-    tx_armed_table: npt.NDArray[np.int64]
-    def __init__(
-        self,
-        clock: object,
-        send: Callable[[], object],
-        armed: npt.NDArray[np.int64],
-        tx_armed: npt.NDArray[np.int64] | None = None,
-    ) -> None: ...
-    def disarm(self) -> None: ...
-    def arm(self, queue: int, tx: bool = False) -> None: ...
-    def reset(self) -> None: ...
-    def reprogram(self, interval_ns: int, reset_counter: bool) -> None: ...
-    def clear_cause(self) -> None: ...
-    def set_interval_ns(self, interval_ns: int) -> None: ...
-    def raise_cause(self) -> None: ...
-    def mask(self) -> None: ...
-    def unmask(self) -> None: ...
-    def raise_rx(self, queue: int) -> None: ...
-
-class Inject:
-    """A VF's MSI-X vector routed into its VM: counts the injection, runs the driver's handler."""
-
-    def __init__(self, injected: dict[str, int], key: str, nic: object) -> None: ...
-    def __call__(self, vector: int) -> None: ...
-
-class VectorWrites:
-    """A VF's VTEIMS and VTEITR(v) writes (NAPI's re-enable and adaptive ITR), compiled."""
-
-    def __init__(
-        self,
-        words: npt.NDArray[np.uint32],
-        w_ims: int,
-        w_icr: int,
-        w_itr0: int,
-        mask: int,
-        vectors: list[Any],
-    ) -> None: ...
-    def __call__(self, bits: int) -> None: ...
-    def enable(self, bits: int) -> None: ...
-    def eitr(self, v: int, value: int) -> None: ...
-
+def sink(batch: object) -> None: ...
 def set_rx_stores(mode: str) -> None: ...
 def rx_stores() -> str: ...
-
-class VfRxRaise:
-    """A receive completion on one of a VF's queues: VTEICR bit and the moderator's raise_rx."""
-
-    def __init__(
-        self,
-        words: npt.NDArray[np.uint32],
-        w_icr: int,
-        route: list[int],
-        vectors: list[Any],
-        owner: object,
-    ) -> None: ...
-    def __call__(self, vf_queue: int, pf_queue: int) -> None: ...
-
-def raise_rx_queues(
-    queues: list[int], qpp: int, raisers: list[Any], pf_raise_rx: Callable[[int], object]
-) -> None: ...
 def discard_rings(rings: Iterable[Any], budget: int | None = None) -> int: ...
