@@ -1,5 +1,7 @@
 """sriov: a software model of an SR-IOV NIC (Intel 82599 / ixgbe), register- and mailbox-faithful."""
 
+import logging
+
 from sriov.batch import Batch
 from sriov.drivers.pf import PfDriver
 from sriov.drivers.vf import VfNic
@@ -22,6 +24,10 @@ from sriov.traffic.synth import TrafficProfile, generate
 from sriov.wire import DropReason, RxResult, Wire
 
 __version__ = "0.1.0"
+
+# A library's log lines (the drivers' kernel log, `sriov.drivers`) reach only the handlers the
+# application configures (the CLI does, with -v/-q); unconfigured, they are not printed.
+logging.getLogger("sriov").addHandler(logging.NullHandler())
 
 __all__ = [
     "Batch",
