@@ -185,7 +185,6 @@ class Vector:
         iam: int = -1,
         iac: int = -1,
         iac_bit: int = 0,
-        always_clear: bool = False,
         on_fire: Callable[[], object] | None = None,
     ) -> None: ...
     @property

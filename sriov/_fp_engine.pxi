@@ -353,8 +353,9 @@ cdef class SimClock:
         """Offer every frame to ``kernel``'s port at its timestamp (non-decreasing), with every
         event due before it run first and the events due at its instant after it (the order
         `sriov.timeline` uses). Each frame's receive completions raise their vectors' causes at
-        its arrival time; ``queue_frames[q]`` counts the frames written to PF queue ``q``. Returns ``(frames delivered to >= 1 pool, frames that arrived late)``:
-        a frame is late when an event moved the clock past its time (a driver's busy-wait).
+        its arrival time; ``queue_frames[q]`` counts the frames written to PF queue ``q``.
+        Returns ``(frames delivered to >= 1 pool, frames that arrived late)``: a frame is late
+        when an event moved the clock past its time (a driver's busy-wait).
 
         Frames go through the kernel in runs: a run ends before the next queued event and, while
         some vector could fire on a new cause and send a message (`IrqRouter.any_hot`), at most
@@ -449,11 +450,11 @@ cdef class SimClock:
         for w in range(kernel.nwritten):
             q = kernel.written[w]
             queue_frames[q] += kernel._qframes[q]
-            v = router.vector_of(q)
+            v = router.route(q, False)
             if v is None:
                 router.count_unrouted(q)
             elif v.masked_now() or (v.pending and v.timer_due > ts[m - 1]):
-                router.set_cause(q)
+                v.set_cause_bit()
                 v.pending = True
             else:
                 walk |= 1ULL << router.pool_of(q)
@@ -520,7 +521,6 @@ cdef class Vector:
     cdef uint32_t* w
     cdef Py_ssize_t nwords, icr, ims, iam, iac
     cdef uint32_t icr_bit, ims_bit, iac_bit
-    cdef bint always_clear
     cdef public Py_ssize_t number
     cdef public int64_t interval_ns, last_fire, fired, delivered, injected, latency_ns
     cdef public bint pending, in_flight
@@ -530,7 +530,7 @@ cdef class Vector:
 
     def __init__(self, SimClock clock not None, regs, Py_ssize_t number, Py_ssize_t icr=-1,
                  uint32_t icr_bit=0, Py_ssize_t ims=-1, uint32_t ims_bit=0, Py_ssize_t iam=-1,
-                 Py_ssize_t iac=-1, uint32_t iac_bit=0, bint always_clear=False, on_fire=None):
+                 Py_ssize_t iac=-1, uint32_t iac_bit=0, on_fire=None):
         cdef uint32_t[::1] mv = regs
         cdef Py_ssize_t n = mv.shape[0]
         if not all(-1 <= x < n for x in (icr, ims, iam, iac)):
@@ -544,7 +544,6 @@ cdef class Vector:
         self.ims, self.ims_bit = ims, ims_bit
         self.iam = iam
         self.iac, self.iac_bit = iac, iac_bit
-        self.always_clear = always_clear
         self.on_fire = on_fire
         self.interval_ns = 0
         self.last_fire = _NEVER
@@ -552,6 +551,11 @@ cdef class Vector:
         self.latency_ns = 0
 
     # -- what the registers say ---------------------------------------------------------------------
+    cdef inline void set_cause_bit(self) noexcept:
+        """The cause bit in the cause register (none for a PF vector above 15)."""
+        if self.icr >= 0:
+            self.w[self.icr] |= self.icr_bit
+
     cdef inline bint masked_now(self) noexcept:
         return self.ims >= 0 and not (self.w[self.ims] & self.ims_bit)
 
@@ -643,7 +647,7 @@ cdef class Vector:
             _bump_epoch()
             self.on_fire()
             return 0
-        if self.icr >= 0 and (self.always_clear or (self.iac >= 0 and w[self.iac] & self.iac_bit)):
+        if self.icr >= 0 and self.iac >= 0 and w[self.iac] & self.iac_bit:
             w[self.icr] &= ~self.icr_bit
         if self.iam >= 0 and w[self.iam] & self.ims_bit:
             w[self.ims] &= ~self.ims_bit
@@ -758,7 +762,7 @@ cdef class IrqRouter:
         for p in range(pools):
             if pools > 1 and not (receiving >> p) & 1:
                 continue  # a pool with receive disabled gets no frame
-            v = self.vector_of(p * self.qpp if pools > 1 else 0)
+            v = self.route(p * self.qpp if pools > 1 else 0, False)
             if (v is not None and not v.pending and (v.nic is not None or v.handler is not None)
                     and not v.masked_now()):
                 return True
@@ -785,21 +789,22 @@ cdef class IrqRouter:
     cdef inline int first_queue(self, int pool) noexcept:
         return pool * self.qpp
 
-    cdef Vector vector_of(self, int q):
-        """The vector queue ``q``'s RX cause goes to, or None (unrouted)."""
+    cdef Vector route(self, int q, bint tx):
+        """The vector queue ``q``'s RX (``tx``: TX) cause goes to, or None (unrouted): the entry
+        of the owning function's (VT)IVAR, read now."""
         cdef int pool = q // self.qpp, vq, entry
         cdef uint32_t word
         if pool < self.nvfs:
             vq = q - pool * self.qpp
             word = self.vf_regs[pool * _ENG_VF_WORDS + _ENG_VTIVAR0_W + (vq >> 1)]
-            entry = (word >> (16 * (vq & 1))) & 0xFF
+            entry = (word >> (16 * (vq & 1) + 8 * tx)) & 0xFF
             if not entry & _ENG_ALLOC_VAL or (entry & _ENG_VECTOR_MASK) >= _ENG_VF_VECTORS:
                 return None
             return <Vector>(<list>self._vf_vectors[pool])[entry & _ENG_VECTOR_MASK]
         if not self._pf_vectors or q >= 128:
             return None
         word = self.regs[_ENG_IVAR0_W + (q >> 1)]
-        entry = (word >> (16 * (q & 1))) & 0xFF
+        entry = (word >> (16 * (q & 1) + 8 * tx)) & 0xFF
         if not entry & _ENG_ALLOC_VAL or (entry & _ENG_VECTOR_MASK) >= _ENG_PF_VECTORS:
             return None
         return <Vector>self._pf_vectors[entry & _ENG_VECTOR_MASK]
@@ -808,49 +813,13 @@ cdef class IrqRouter:
         cdef int pool = q // self.qpp
         self._unrouted[pool if pool < self.nvfs else 64] += 1
 
-    cdef void set_cause(self, int q):
-        """The cause bit of queue ``q``'s vector (the caller knows it is routed)."""
-        cdef int pool = q // self.qpp, vq, v
-        cdef uint32_t word
-        if pool < self.nvfs:
-            vq = q - pool * self.qpp
-            word = self.vf_regs[pool * _ENG_VF_WORDS + _ENG_VTIVAR0_W + (vq >> 1)]
-            v = (word >> (16 * (vq & 1))) & _ENG_VECTOR_MASK
-            self.vf_regs[pool * _ENG_VF_WORDS + _ENG_VTEICR_W] |= 1u << v
-        else:
-            word = self.regs[_ENG_IVAR0_W + (q >> 1)]
-            v = (word >> (16 * (q & 1))) & _ENG_VECTOR_MASK
-            if v < 16:
-                self.regs[_ENG_EICR_W] |= 1u << v
-
     cdef int raise_queue(self, int q, bint tx) except -1:
         """A completion on PF queue ``q`` (``tx``: a transmit completion): its vector's cause."""
-        cdef int pool = q // self.qpp, vq, entry, shift
-        cdef uint32_t word
-        cdef Vector v
-        if pool < self.nvfs:
-            vq = q - pool * self.qpp
-            word = self.vf_regs[pool * _ENG_VF_WORDS + _ENG_VTIVAR0_W + (vq >> 1)]
-            entry = (word >> (16 * (vq & 1) + 8 * tx)) & 0xFF
-            if not entry & _ENG_ALLOC_VAL or (entry & _ENG_VECTOR_MASK) >= _ENG_VF_VECTORS:
-                self._unrouted[pool] += 1
-                return 0
-            entry &= _ENG_VECTOR_MASK
-            self.vf_regs[pool * _ENG_VF_WORDS + _ENG_VTEICR_W] |= 1u << entry
-            v = <Vector>(<list>self._vf_vectors[pool])[entry]
-        else:
-            if not self._pf_vectors or q >= 128:
-                self._unrouted[64] += 1
-                return 0
-            word = self.regs[_ENG_IVAR0_W + (q >> 1)]
-            entry = (word >> (16 * (q & 1) + 8 * tx)) & 0xFF
-            if not entry & _ENG_ALLOC_VAL or (entry & _ENG_VECTOR_MASK) >= _ENG_PF_VECTORS:
-                self._unrouted[64] += 1
-                return 0
-            entry &= _ENG_VECTOR_MASK
-            if entry < 16:
-                self.regs[_ENG_EICR_W] |= 1u << entry
-            v = <Vector>self._pf_vectors[entry]
+        cdef Vector v = self.route(q, tx)
+        if v is None:
+            self.count_unrouted(q)
+            return 0
+        v.set_cause_bit()
         v.raise_cause()
         return 0
 

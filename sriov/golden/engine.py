@@ -213,7 +213,7 @@ class Vector:
     Mask, cause and auto-mask are the function's registers (``regs``, 32-bit words): the vector
     is masked while its bit ``ims_bit`` in word ``ims`` is clear (``ims`` -1: never masked),
     ``icr`` holds its cause bit (-1: none, PF vectors 16..63), and when it fires the cause is
-    auto-cleared if ``always_clear`` or its bit in ``iac`` is set, and the vector auto-masked if
+    auto-cleared if its bit in ``iac`` is set, and the vector auto-masked if
     its bit in ``iam`` is set. The vector keeps only what no register holds: its interval, when it
     last fired, an interrupt owed since then (``pending``), the timer of the interval's end, and
     its message in flight.
@@ -229,7 +229,7 @@ class Vector:
 
     def __init__(
         self, clock: SimClock, regs: np.ndarray, number: int, icr: int = -1, icr_bit: int = 0, ims: int = -1,
-        ims_bit: int = 0, iam: int = -1, iac: int = -1, iac_bit: int = 0, always_clear: bool = False,
+        ims_bit: int = 0, iam: int = -1, iac: int = -1, iac_bit: int = 0,
         on_fire: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
         n = len(regs)
@@ -242,7 +242,6 @@ class Vector:
         self.ims, self.ims_bit = ims, ims_bit
         self.iam = iam
         self.iac, self.iac_bit = iac, iac_bit
-        self.always_clear = always_clear
         self.on_fire = on_fire
         self.interval_ns = 0
         self.last_fire = NEVER
@@ -348,7 +347,7 @@ class Vector:
             self.on_fire()
             return
         regs = self.regs
-        if self.icr >= 0 and (self.always_clear or (self.iac >= 0 and self._bit(self.iac, self.iac_bit))):
+        if self.icr >= 0 and self.iac >= 0 and self._bit(self.iac, self.iac_bit):
             regs[self.icr] = int(regs[self.icr]) & ~self.icr_bit
         if self.iam >= 0 and self._bit(self.iam, self.ims_bit):
             regs[self.ims] = int(regs[self.ims]) & ~self.ims_bit
